@@ -160,8 +160,15 @@ for _package in PACKAGES.values():
         def build(session: nox.Session) -> None:
             out_dir = ROOT / "dist" / package.name
             session.run(
-                sys.executable, "-m", "uv", "build", "--sdist", "--wheel",
-                "--out-dir", str(out_dir), str(package.path),
+                sys.executable,
+                "-m",
+                "uv",
+                "build",
+                "--sdist",
+                "--wheel",
+                "--out-dir",
+                str(out_dir),
+                str(package.path),
             )
 
     _make_sessions(_package)

@@ -18,8 +18,11 @@ def test_round_trip_restores_weights_optimizer_config_and_step(tmp_path):
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
     path = save_checkpoint(
-        tmp_path, step=5, tensors={"model": model.state_dict()},
-        config={"lr": 0.1, "out": tmp_path}, extra={"epoch": 1},
+        tmp_path,
+        step=5,
+        tensors={"model": model.state_dict()},
+        config={"lr": 0.1, "out": tmp_path},
+        extra={"epoch": 1},
         objects={"optimizer": optimizer.state_dict()},
     )
     assert path.name == "checkpoint-00000005"
@@ -30,15 +33,18 @@ def test_round_trip_restores_weights_optimizer_config_and_step(tmp_path):
     assert torch.equal(state.tensors["model"]["weight"], model.weight)
     restored = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.1)
     restored.load_state_dict(state.objects["optimizer"])
-    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"],
-                       optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
 
 
 def test_keep_last_deletes_older_checkpoints(tmp_path):
     for step in (1, 2, 3, 4):
         save_checkpoint(tmp_path, step, {"w": {"x": torch.full((1,), float(step))}}, keep_last=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == [
-        "checkpoint-00000003", "checkpoint-00000004"]
+        "checkpoint-00000003",
+        "checkpoint-00000004",
+    ]
 
 
 def test_saving_same_step_twice_replaces_it(tmp_path):
@@ -97,7 +103,9 @@ def test_kill_mid_write_leaves_previous_checkpoint_as_latest(tmp_path):
     # The next save of the resumed run removes the half-written folder.
     save_checkpoint(tmp_path, 2, {"model": {"w": torch.ones(1)}})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoint-00000001", "checkpoint-00000002"]
+        "checkpoint-00000001",
+        "checkpoint-00000002",
+    ]
     assert json.loads((tmp_path / "checkpoint-00000002" / "state.json").read_text())["step"] == 2
 
 

@@ -6,8 +6,13 @@ from marginkit.shared import autocast, resolve_dtype, select_device
 
 @pytest.mark.parametrize(
     ("name", "dtype"),
-    [("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32),
-     ("BF16", torch.bfloat16), ("float32", torch.float32)],
+    [
+        ("bf16", torch.bfloat16),
+        ("fp16", torch.float16),
+        ("fp32", torch.float32),
+        ("BF16", torch.bfloat16),
+        ("float32", torch.float32),
+    ],
 )
 def test_resolve_dtype_maps_short_names(name, dtype):
     assert resolve_dtype(name) is dtype

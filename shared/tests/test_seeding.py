@@ -8,8 +8,12 @@ from marginkit.shared import seed_everything
 
 
 def _draw(generator):
-    return (random.random(), float(np.random.rand()), float(torch.rand(1)),
-            float(torch.rand(1, generator=generator)))
+    return (
+        random.random(),
+        float(np.random.rand()),
+        float(torch.rand(1)),
+        float(torch.rand(1, generator=generator)),
+    )
 
 
 def test_seed_everything_reproduces_every_generator():
