@@ -223,5 +223,10 @@ def typecheck(session: nox.Session) -> None:
     """mypy over every package's public modules (third-party stubs missing are Any)."""
     install_torch(session)
     session.install("mypy==2.4.1", "numpy", "-e", str(ROOT / "shared"))
-    sources = [str(package.path / "src") for package in PACKAGES.values()]
-    session.run("mypy", *sources)
+    session.env["MYPYPATH"] = os.pathsep.join(
+        str(package.path / "src") for package in PACKAGES.values()
+    )
+    modules = []
+    for package in PACKAGES.values():
+        modules += ["-p", "marginkit." + package.name.replace("-", "_")]
+    session.run("mypy", *modules)
