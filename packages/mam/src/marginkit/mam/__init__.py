@@ -1,0 +1,1 @@
+"""Marginalization models for discrete data."""
