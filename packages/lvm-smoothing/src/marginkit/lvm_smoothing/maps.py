@@ -115,9 +115,11 @@ def sparsemax(logits: torch.Tensor, temperatures: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``(num_temperatures, batch, K)``, clamped to [0, 1].
     """
-    scaled = logits.unsqueeze(0) / temperatures.view(-1, 1, 1)
-    scaled = scaled - scaled.max(dim=-1, keepdim=True).values
-    ordered = scaled.sort(dim=-1, descending=True).values
+    # Dividing by T > 0 keeps the order, so the logits are sorted once for all temperatures.
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    inverse = 1.0 / temperatures.view(-1, 1, 1)
+    scaled = shifted.unsqueeze(0) * inverse
+    ordered = shifted.sort(dim=-1, descending=True).values.unsqueeze(0) * inverse
     cumulative = ordered.cumsum(dim=-1)
     ks = torch.arange(1, logits.shape[-1] + 1, device=logits.device, dtype=logits.dtype)
     support = (1.0 + ks * ordered) > cumulative

@@ -98,8 +98,9 @@ def batch_statistics(
                 [candidates[i].temperature for i in part], dtype=logits.dtype, device=logits.device
             )
             outputs = apply_map(name, logits, temperatures).double()
-            batch_mean = outputs.mean(dim=1)
-            batch_m2 = ((outputs - batch_mean.unsqueeze(1)) ** 2).sum(dim=1)
+            batch_variance, batch_mean = torch.var_mean(outputs, dim=1, correction=0)
+            batch_m2 = batch_variance * batch
+            del outputs
             means[part] = batch_mean.cpu().numpy()
             m2[part] = batch_m2.cpu().numpy()
     top = logits.argmax(dim=-1)
