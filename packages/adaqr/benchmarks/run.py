@@ -1,0 +1,6 @@
+"""Benchmarks of marginkit-adaqr (see the package README)."""
+
+if __name__ == "__main__":
+    from marginkit.adaqr.bench import main
+
+    main()
