@@ -153,7 +153,7 @@ class Snapshots:
             keys = set(archive.files)
             if set(BENCHMARK_KEYS) <= keys:
                 clouds = archive["Xs"].astype(np.float64)
-                stamps = archive["dts"].astype(np.float64).reshape(-1)
+                stamps = _float64_times(archive["dts"])
                 steps = int(archive["N_steps"])
                 if steps != clouds.shape[0] or stamps.size != clouds.shape[0]:
                     raise ValueError(
@@ -326,6 +326,14 @@ class _HeldOut:
 
     def __len__(self) -> int:
         return len(self.particles)
+
+
+def _float64_times(values: np.ndarray) -> np.ndarray:
+    """Times as float64; float32 input is read by its shortest decimal (1.6, not 1.60000002)."""
+    values = np.asarray(values).reshape(-1)
+    if values.dtype == np.float32:
+        return np.array([float(np.format_float_positional(v)) for v in values])
+    return values.astype(np.float64)
 
 
 def _is_number(text: str | None) -> bool:

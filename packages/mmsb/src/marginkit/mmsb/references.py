@@ -329,3 +329,29 @@ class Parametric(_TorchFitted):
 
     def fit(self, paths: Sequence[PathBatch], sigma: float) -> None:
         fit_torch(list(self.module.parameters()), self._call, paths, sigma)
+
+
+REFERENCE_NAMES = ("brownian", "linear", "rotation", "lotka_volterra", "repressilator")
+
+
+def make_reference(name: str, dim: int, parameters: dict[str, float] | None = None) -> Reference:
+    """A reference by name (as in the CLI), optionally with its parameters set by name."""
+    builders = {
+        "brownian": lambda: Brownian(dim),
+        "linear": lambda: Linear(dim),
+        "rotation": lambda: Rotation(),
+        "lotka_volterra": lambda: LotkaVolterra(),
+        "repressilator": lambda: Repressilator(n_genes=dim),
+    }
+    if name not in builders:
+        raise ValueError(f"unknown reference {name!r}; choose one of {REFERENCE_NAMES}")
+    if name in ("rotation", "lotka_volterra") and dim != 2:
+        raise ValueError(f"the {name} reference is 2-D but the data have d = {dim}")
+    reference = builders[name]()
+    if parameters:
+        expected = list(reference.parameters())
+        missing = [key for key in expected if key not in parameters]
+        if missing:
+            raise ValueError(f"parameters {missing} missing for {name}; expected {expected}")
+        reference.set_vector(np.array([parameters[key] for key in expected]))
+    return reference
