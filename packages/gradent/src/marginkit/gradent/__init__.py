@@ -1,0 +1,32 @@
+"""Gradient entanglement in margin-based preference losses (DPO and its relatives).
+
+Modules: :mod:`~marginkit.gradent.losses` (the loss family, torch only),
+:mod:`~marginkit.gradent.logprobs` (response log-probs of a causal LM),
+:mod:`~marginkit.gradent.measure` (per-pair gradient inner products, cosines, cases),
+:mod:`~marginkit.gradent.predict` (first-order changes), :mod:`~marginkit.gradent.monitor`
+(a transformers ``TrainerCallback`` and plain hook), :mod:`~marginkit.gradent.normalized`
+and :mod:`~marginkit.gradent.masks` (mitigations), :mod:`~marginkit.gradent.heatmap`
+(token-level gradient cosines). The monitor and the tiny models import transformers; this
+package root and the losses do not.
+"""
+
+from marginkit.gradent.logprobs import PairBatch, build_pair_batch, pair_logps, tokenize_pairs
+from marginkit.gradent.losses import LOSS_NAMES, PreferenceLossOutput, preference_loss
+from marginkit.gradent.measure import PairStats, measure_pairs, select_parameters
+from marginkit.gradent.predict import predict_changes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LOSS_NAMES",
+    "PairBatch",
+    "PairStats",
+    "PreferenceLossOutput",
+    "build_pair_batch",
+    "measure_pairs",
+    "pair_logps",
+    "predict_changes",
+    "preference_loss",
+    "select_parameters",
+    "tokenize_pairs",
+]
