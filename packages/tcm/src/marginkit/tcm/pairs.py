@@ -199,3 +199,25 @@ def _suffix_counts(histogram: torch.Tensor) -> np.ndarray:
     counts = histogram.cpu().numpy()
     suffix = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
     return np.ascontiguousarray(suffix[:, 1:])
+
+
+def hard_pair_shares(
+    unit: torch.Tensor, labels: torch.Tensor, margin_pos: float, margin_neg: float, tile: int
+) -> tuple[float, float]:
+    """Shares of positive pairs with ``s <= m+`` and negative pairs with ``s >= m-``.
+
+    Parameters
+    ----------
+    unit:
+        ``(N, dim)`` unit rows.
+    labels:
+        ``(N,)`` integer labels; every unordered pair counts once.
+    """
+    hard_pos = hard_neg = positives = negatives = 0
+    for pairs in iter_pair_tiles(unit, tile):
+        same = labels[pairs.rows] == labels[pairs.cols]
+        positives += int(same.sum())
+        negatives += int((~same).sum())
+        hard_pos += int((same & (pairs.scores <= margin_pos)).sum())
+        hard_neg += int((~same & (pairs.scores >= margin_neg)).sum())
+    return hard_pos / max(positives, 1), hard_neg / max(negatives, 1)
