@@ -123,12 +123,12 @@ def lower_bound(model: nn.Module, inputs: Iterable[torch.Tensor], iterations: in
             for _ in range(iterations):
                 _, forward = torch.func.jvp(function, (x,), (direction,))
                 _, pullback = torch.func.vjp(function, x)
-                (back,) = pullback(forward)
-                norm = float(forward.norm())
+                (back,) = pullback(forward.detach())
+                norm = float(forward.detach().norm())
                 length = back.norm()
                 if length == 0:
                     break
-                direction = back / length
+                direction = (back / length).detach()
             best = max(best, norm)
     finally:
         model.train(was_training)

@@ -88,7 +88,7 @@ def fit_noise_augmented(
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
-            total += float(loss) * len(batch_labels)
+            total += loss.item() * len(batch_labels)
             count += len(batch_labels)
         logger.info("epoch %d/%d  loss %.4f", epoch + 1, epochs, total / max(count, 1))
         if checkpoint_dir is not None and accelerator.is_main_process:
