@@ -22,34 +22,10 @@ from typing import Any
 
 import torch
 
+from marginkit.tcm.config import TCMConfig
 from marginkit.tcm.similarity import cosine_matrix, unit_rows
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TCMConfig:
-    """Settings of the TCM regulariser (defaults: the paper's margins and weights)."""
-
-    margin_pos: float = 0.9
-    """m+: positive pairs with cosine <= m+ are hard."""
-    margin_neg: float = 0.5
-    """m-: negative pairs with cosine >= m- are hard."""
-    lambda_pos: float = 1.0
-    """Weight of the hard-positive term."""
-    lambda_neg: float = 1.0
-    """Weight of the hard-negative term."""
-    min_denominator: float = 0.0
-    """Floor on |H+| and |H-| (0 = off); damps the 1/|H| push when hard pairs are rare."""
-
-    def __post_init__(self) -> None:
-        for name in ("margin_pos", "margin_neg"):
-            value = getattr(self, name)
-            if not -1.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a cosine in [-1, 1], got {value}")
-        for name in ("lambda_pos", "lambda_neg", "min_denominator"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass

@@ -18,80 +18,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from marginkit.tcm.config import OPISConfig
 from marginkit.tcm.pairs import count_at_thresholds, negative_order_statistics, tile_size_for
 from marginkit.tcm.similarity import unit_rows
-from marginkit.tcm.utility import _check_far_range, _checked_range, f_beta_utility
+from marginkit.tcm.utility import _checked_range, f_beta_utility
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class OPISConfig:
-    """How OPIS is computed; the defaults are this package's choices (see the guide)."""
-
-    far_range: tuple[float, float] = (1e-2, 1e-1)
-    """(f_lo, f_hi): the pooled false-accept rates at the top and bottom of the grid."""
-    num_thresholds: int = 100
-    """K, thresholds in the grid."""
-    grid: Literal["cosine", "l2"] = "cosine"
-    """Even spacing in cosine similarity, or in L2 distance sqrt(2 - 2s) of unit vectors."""
-    thresholds: tuple[float, ...] | None = None
-    """Explicit increasing cosine thresholds; override far_range, num_thresholds and grid."""
-    beta: float = 1.0
-    """F-beta weight; beta > 1 up-weights the true-negative rate."""
-    overall: Literal["pooled", "mean"] = "pooled"
-    """Ubar: utility of the pooled rates, or the mean of the class utilities."""
-    eps: float = 0.05
-    """Share of classes in the worst and best groups of eps-OPIS."""
-    eps_rank: Literal["per_threshold", "global"] = "per_threshold"
-    """Rank classes at each threshold, or once by their mean utility over the grid."""
-    min_class_size: int = 2
-    """Smaller classes leave the class set; their samples stay in as negatives."""
-    range_estimate: Literal["exact", "sampled"] = "exact"
-    """Exact quantiles (two extra sweeps) or quantiles of sampled negative pairs."""
-    num_sampled_negatives: int = 5_000_000
-    """Negative pairs drawn when range_estimate="sampled"."""
-    seed: int = 0
-    """Seed of the sampled range estimate."""
-    memory_budget_mb: float = 512.0
-    """Memory for one tile of pair work; sets the tile size."""
-
-    def __post_init__(self) -> None:
-        _check_far_range(self.far_range)
-        if self.num_thresholds < 2 and self.thresholds is None:
-            raise ValueError(f"num_thresholds must be >= 2, got {self.num_thresholds}")
-        if self.grid not in ("cosine", "l2"):
-            raise ValueError(f"grid must be 'cosine' or 'l2', got {self.grid!r}")
-        if self.overall not in ("pooled", "mean"):
-            raise ValueError(f"overall must be 'pooled' or 'mean', got {self.overall!r}")
-        if self.eps_rank not in ("per_threshold", "global"):
-            raise ValueError(f"eps_rank must be 'per_threshold' or 'global', got {self.eps_rank!r}")
-        if self.range_estimate not in ("exact", "sampled"):
-            raise ValueError(
-                f"range_estimate must be 'exact' or 'sampled', got {self.range_estimate!r}"
-            )
-        if not 0.0 < self.eps <= 1.0:
-            raise ValueError(f"eps must be in (0, 1], got {self.eps}")
-        if self.min_class_size < 2:
-            raise ValueError(f"min_class_size must be >= 2, got {self.min_class_size}")
-        if self.thresholds is not None:
-            grid = np.asarray(self.thresholds, dtype=np.float64)
-            if grid.ndim != 1 or grid.size < 1 or (np.diff(grid) <= 0).any():
-                raise ValueError(f"thresholds must be strictly increasing, got {self.thresholds}")
-
-    @classmethod
-    def reimpl101(cls, **overrides: Any) -> OPISConfig:
-        """Preset of one independent re-implementation: FAR [0.01, 0.1], K = 101, sampled range."""
-        values: dict[str, Any] = dict(
-            far_range=(0.01, 0.10), num_thresholds=101, range_estimate="sampled"
-        )
-        values.update(overrides)
-        return cls(**values)
 
 
 @dataclasses.dataclass

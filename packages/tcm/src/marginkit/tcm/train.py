@@ -6,60 +6,16 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-from marginkit.tcm.losses import TCMConfig, TCMLoss, tcm_loss
+from marginkit.tcm.config import TrainConfig
+from marginkit.tcm.losses import TCMLoss, tcm_loss
 from marginkit.tcm.sampler import MPerClassBatchSampler
 
 logger = logging.getLogger(__name__)
-
-BaseLossName = Literal[
-    "contrastive", "multi_similarity", "proxy_anchor", "normalized_softmax", "none"
-]
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Train an embedder on the train classes and evaluate on unseen test classes."""
-
-    data: str = "digits"
-    """'digits' (scikit-learn's bundled 8x8 digits, classes 0-4 / 5-9) or a feature file
-    (.npz/.npy/.pt/.csv/.parquet) whose classes are split in half by sorted label."""
-    base_loss: BaseLossName = "multi_similarity"
-    """Base loss (pytorch-metric-learning classes with their defaults), or 'none'."""
-    use_tcm: bool = True
-    """Add the TCM regulariser to the base loss."""
-    tcm: TCMConfig = dataclasses.field(default_factory=TCMConfig)
-    """TCM margins and weights."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden widths of the MLP embedder; () for a linear head."""
-    embedding_dim: int = 32
-    """Output dimension (L2-normalised)."""
-    epochs: int = 40
-    """Passes over the train set."""
-    batch_size: int = 80
-    """Samples per batch (a multiple of m_per_class)."""
-    m_per_class: int = 16
-    """Samples of each class in a batch."""
-    lr: float = 1e-3
-    """Adam learning rate of the embedder."""
-    loss_lr: float = 1e-2
-    """Adam learning rate of loss parameters (proxies, class weights)."""
-    seed: int = 0
-    """Seed of initialisation and batches."""
-    mixed_precision: str = "no"
-    """accelerate mixed precision: no, bf16, fp16."""
-    cpu: bool = False
-    """Stay on the CPU even when a GPU is present."""
-    out_dir: str = "outputs/tcm/run"
-    """Checkpoints and metrics.jsonl go here."""
-    checkpoint_every: int = 0
-    """Steps between checkpoints (0: only at the end)."""
-    resume: bool = True
-    """Continue from the latest checkpoint in out_dir when there is one."""
 
 
 def build_embedder(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> torch.nn.Module:
