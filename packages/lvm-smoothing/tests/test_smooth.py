@@ -144,3 +144,26 @@ def test_predict_returns_the_clear_winner():
     smooth = Smooth(Identity(), 2, 0.25, input_range=None)
     assert smooth.predict(torch.tensor([1.0, 0.0]), n=200) == 0
     assert smooth.predict(torch.tensor([0.0, 0.0]), n=200) == -1
+
+
+def test_no_certificate_exceeds_the_exact_radius_of_a_linear_classifier_beyond_alpha():
+    # Logits (s, -s), s = w.x + b: every map's smoothed classifier has the boundary s = 0, so
+    # the exact robust radius of all candidates is |s| / ||w||, and R_lip may use L_g = ||W||.
+    from marginkit.lvm_smoothing.lipschitz import upper_bound
+    from marginkit.lvm_smoothing.maps import candidate_grid
+
+    layer = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 1.0, 0, 0], [-3.0, -1.0, 0, 0]]))
+        layer.bias.copy_(torch.tensor([-1.5, 1.5]))
+    model = torch.nn.Sequential(layer)
+    grid = candidate_grid(temperatures=[0.3, 1.0, 3.0, 10.0])
+    smooth = Smooth(model, 2, 0.25, candidates=grid, logit_lipschitz=upper_bound(model))
+    x = torch.tensor([0.7, 0.2, 0.5, 0.5])
+    exact = (3 * 0.7 + 0.2 - 1.5) / math.sqrt(10)
+    alpha, reps = 0.1, 300
+    generator = smooth.generator(11)
+    certs = [smooth.certify(x, 20, 300, alpha, generator=generator) for _ in range(reps)]
+    over = sum(c.radius > exact for c in certs)
+    assert over / reps <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / reps)
+    assert np.mean([c.radius for c in certs]) > 0.5 * exact  # it does certify something
