@@ -25,6 +25,7 @@ from marginkit.mapo.losses import loss_metrics
 from marginkit.mapo.models import DiffusionParts, encode_images, encode_text, time_ids, tokenize
 from marginkit.mapo.step import StepOutput, compute_objective, frozen_reference, lora_reference
 from marginkit.mapo.step import unwrap as unwrap_model
+from marginkit.mapo.weights import save_lora
 from marginkit.shared import (
     MetricsWriter,
     latest_checkpoint,
@@ -37,8 +38,6 @@ from marginkit.shared import (
 )
 
 logger = logging.getLogger(__name__)
-
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
 
 def build_dataset(config: TrainConfig) -> PairDataset:
@@ -401,15 +400,3 @@ def load_parts_from(config: TrainConfig) -> DiffusionParts:
     from marginkit.mapo.models import load_parts
 
     return load_parts(config.pretrained_model, revision=config.revision, vae=config.vae)
-
-
-def save_lora(unet: Any, folder: str | Path, sdxl: bool) -> Path:
-    """Write the UNet's adapters as ``pytorch_lora_weights.safetensors`` (diffusers format)."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
-
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    pipeline_class = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
-    pipeline_class.save_lora_weights(str(folder), unet_lora_layers=layers)
-    return Path(folder) / LORA_WEIGHT_NAME
