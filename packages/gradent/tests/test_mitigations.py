@@ -68,7 +68,7 @@ def test_normalized_step_raises_chosen_and_lowers_rejected_on_one_pair():
     with torch.no_grad():
         before = pair_logps(model, one)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    NormalizedPairwiseStep(model, optimizer, params="all").step(one)
+    NormalizedPairwiseStep(model, optimizer, params="all", coefficient="pure").step(one)
     with torch.no_grad():
         after = pair_logps(model, one)
     assert after[0].item() > before[0].item()

@@ -112,7 +112,7 @@ class NormalizedPairwiseStep:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         params: Any = "trainable",
-        coefficient: str = "pure",
+        coefficient: str = "loss",
         loss: str = "dpo",
         loss_kwargs: dict[str, Any] | None = None,
         strategy: str = "auto",
