@@ -184,3 +184,12 @@ def test_nan_embedding_is_an_error_naming_the_row():
 def test_label_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="labels has shape"):
         compute_opis(CIRCLE, [0, 1, 1])
+
+
+def test_threshold_at_far_is_the_negative_quantile_and_tar_counts_positives():
+    from marginkit.tcm.evaluate import threshold_at_far
+
+    # Negatives of the circle: 0, -0.866, 0.174, -0.766; Q(0.75) linear = 0 + 0.25 * 0.174.
+    threshold, tar = threshold_at_far(CIRCLE, CIRCLE_LABELS, far=0.25)
+    assert threshold == pytest.approx(0.25 * math.cos(math.radians(80)), abs=1e-12)
+    assert tar == 1.0  # positives 0.985 and 0.5 are both above

@@ -30,6 +30,7 @@ _LAZY = {
     "retrieval_metrics": "retrieval",
     "RetrievalResult": "retrieval",
     "evaluate_embeddings": "evaluate",
+    "threshold_at_far": "evaluate",
     "load_embeddings": "data",
     "digits_open_world": "data",
     "make_sphere_clusters": "synthetic",

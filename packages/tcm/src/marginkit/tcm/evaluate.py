@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from marginkit.tcm.opis import OPISConfig, compute_opis
-from marginkit.tcm.pairs import hard_pair_shares, tile_size_for
+from marginkit.tcm.pairs import hard_pair_shares, iter_pair_tiles, tile_size_for
 from marginkit.tcm.retrieval import retrieval_metrics
 from marginkit.tcm.similarity import unit_rows
 
@@ -50,3 +50,45 @@ def evaluate_embeddings(
         "share_pos_below_m_pos": shares[0],
         "share_neg_above_m_neg": shares[1],
     }
+
+
+def threshold_at_far(
+    embeddings: torch.Tensor | np.ndarray,
+    labels: Any,
+    far: float,
+    memory_budget_mb: float = 512.0,
+) -> tuple[float, float]:
+    """The cosine threshold whose pooled false-accept rate is ``far``, and the TAR there.
+
+    The threshold is the exact linear quantile ``Q(1 - far)`` of all negative-pair
+    similarities (every unordered pair once); the true-accept rate is the share of
+    positive pairs with ``s >= threshold``.
+
+    Returns
+    -------
+    (threshold, tar)
+    """
+    from marginkit.tcm.config import OPISConfig
+    from marginkit.tcm.opis import _far_range_thresholds
+
+    if not 0.0 < far < 1.0:
+        raise ValueError(f"far must be in (0, 1), got {far}")
+    tensor = embeddings if torch.is_tensor(embeddings) else torch.as_tensor(np.asarray(embeddings))
+    unit = unit_rows(tensor)
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    if len(codes) != unit.shape[0]:
+        raise ValueError(f"{len(codes)} labels for {unit.shape[0]} embeddings")
+    codes_t = torch.as_tensor(codes, device=unit.device)
+    everyone = torch.ones(len(codes), dtype=torch.bool, device=unit.device)
+    tile = tile_size_for(memory_budget_mb, unit.shape[0])
+    # The FAR range (far/2, far) has its lower threshold at Q(1 - far).
+    config = OPISConfig(far_range=(far / 2, far), memory_budget_mb=memory_budget_mb)
+    threshold, _ = _far_range_thresholds(unit, codes_t, everyone, config, tile)
+    accepted = total = 0
+    for pairs in iter_pair_tiles(unit, tile):
+        same = codes_t[pairs.rows] == codes_t[pairs.cols]
+        total += int(same.sum())
+        accepted += int((same & (pairs.scores >= threshold)).sum())
+    if total == 0:
+        raise ValueError("no positive pair: every class has one sample")
+    return threshold, accepted / total
