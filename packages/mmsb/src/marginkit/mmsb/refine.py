@@ -49,8 +49,12 @@ def stack_increments(
     return tuple(np.concatenate([part[i] for part in parts]) for i in range(4))  # type: ignore
 
 
-def _ridge(gram: np.ndarray) -> float:
-    return 1e-10 * float(np.trace(gram)) / gram.shape[0]
+def _solve_normal(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``gram theta = rhs``; add ``lambda = 1e-10 trace / dim`` only if ill-conditioned."""
+    if np.linalg.cond(gram) < 1e12:
+        return np.linalg.solve(gram, rhs)
+    ridge = 1e-10 * float(np.trace(gram)) / gram.shape[0]
+    return np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), rhs)
 
 
 def fit_affine(
@@ -58,8 +62,9 @@ def fit_affine(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form drift ``b(x) = A x + c``: ``[A c] = (sum dX z^T)(sum h z z^T + lambda I)^-1``.
 
-    ``z = (x, 1)``, ``lambda = 1e-10 trace / dim``. With ``mask`` ``(d, d)`` (True = free entry)
-    or ``bias=False`` each row is solved on its free features only; fixed entries are 0.
+    ``z = (x, 1)``; ``lambda = 1e-10 trace / dim`` is added only when the Gram matrix is
+    ill-conditioned. With ``mask`` ``(d, d)`` (True = free entry) or ``bias=False`` each row
+    is solved on its free features only; fixed entries are 0.
 
     Returns
     -------
@@ -79,10 +84,7 @@ def fit_affine(
         chosen = np.flatnonzero(free[row])
         if chosen.size == 0:
             continue
-        sub = gram[np.ix_(chosen, chosen)]
-        weights[row, chosen] = np.linalg.solve(
-            sub + _ridge(sub) * np.eye(chosen.size), cross[row, chosen]
-        )
+        weights[row, chosen] = _solve_normal(gram[np.ix_(chosen, chosen)], cross[row, chosen])
     return weights[:, :d], weights[:, d]
 
 
@@ -105,7 +107,7 @@ def fit_linear_in_parameters(
     """
     gram = np.einsum("n,nap,naq->pq", steps, features, features)
     rhs = np.einsum("nap,na->p", features, deltas)
-    theta = np.linalg.solve(gram + _ridge(gram) * np.eye(gram.shape[0]), rhs)
+    theta = _solve_normal(gram, rhs)
     if nonnegative and np.any(theta <= 0):
         root = np.sqrt(steps)[:, None, None]
         design = (root * features).reshape(-1, features.shape[2])
@@ -138,39 +140,46 @@ def fit_torch(
     sigma: float,
     max_iter: int = 200,
 ) -> float:
-    """Full-batch L-BFGS (strong Wolfe) on :func:`path_loss`, warm-started from ``parameters``.
+    """Full-batch L-BFGS on :func:`path_loss`, warm-started from ``parameters`` (in place).
 
-    Falls back to Adam (lr 0.05, gradient clip 10, 200 steps) when L-BFGS ends on a
-    non-finite loss. Returns the final loss.
+    Uses ``scipy.optimize.minimize(method="L-BFGS-B")`` (its line search enforces the strong
+    Wolfe conditions) with autograd gradients. Falls back to Adam (lr 0.05, gradient clip
+    10, 200 steps) when L-BFGS ends on a non-finite loss. Returns the final loss.
     """
+    from scipy.optimize import minimize
+
     arrays = stack_increments(paths)
     x, t, dx, h = (torch.as_tensor(a, dtype=torch.float64) for a in arrays)
     t = t[:, None]
     params = list(parameters)
-    start = [p.detach().clone() for p in params]
-    optimiser = torch.optim.LBFGS(
-        params,
-        max_iter=max_iter,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=1e-10,
-        tolerance_change=1e-14,
-    )
+    start = torch.nn.utils.parameters_to_vector(params).detach().clone()
 
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
+    def objective(vector: np.ndarray) -> tuple[float, np.ndarray]:
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.as_tensor(vector), params)
+        for p in params:
+            p.grad = None
         loss = path_loss(drift, x, t, dx, h, sigma)
-        loss.backward()
-        return loss
+        if not torch.isfinite(loss):
+            return float("inf"), np.zeros_like(vector)
+        grads = torch.autograd.grad(loss, params)
+        return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads]).numpy().astype(
+            np.float64
+        )
 
-    optimiser.step(closure)
-    with torch.no_grad():
-        final = path_loss(drift, x, t, dx, h, sigma)
-    if torch.isfinite(final):
-        return float(final)
+    result = minimize(
+        objective,
+        start.numpy(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10},
+    )
+    final, _ = objective(result.x)
+    if np.isfinite(final):
+        return final
     logger.warning("L-BFGS theta-step ended on a non-finite loss; retrying with Adam")
     with torch.no_grad():
-        for p, s in zip(params, start, strict=True):
-            p.copy_(s)
+        torch.nn.utils.vector_to_parameters(start, params)
     adam = torch.optim.Adam(params, lr=0.05)
     for _ in range(200):
         adam.zero_grad()

@@ -1,2 +1,0 @@
-def test_package_imports():
-    import marginkit.mmsb  # noqa: F401
