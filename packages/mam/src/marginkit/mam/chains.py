@@ -200,5 +200,6 @@ def independent_log_marginal(
     log_table: torch.Tensor, values: torch.Tensor, observed: torch.Tensor
 ) -> torch.Tensor:
     """``log p(x_S) = sum_{i in S} log p_i(x_i)`` under :func:`fit_independent`."""
-    picked = log_table.T.gather(0, values.clamp(0, log_table.shape[1] - 1).T).T
+    positions = torch.arange(log_table.shape[0], device=values.device)
+    picked = log_table[positions, values.clamp(0, log_table.shape[1] - 1)]
     return torch.where(observed, picked, 0.0).sum(-1)

@@ -199,8 +199,8 @@ def eb_kl_loss(
     penalty = sc_penalty([errors], empty_score, num_variables, begin_target)
     loss = (weights * scores).mean() + alpha * penalty
     stats = {
-        "loss/kl_surrogate": float((weights * scores).mean()),
-        "loss/sc": float(penalty),
+        "loss/kl_surrogate": (weights * scores).mean().item(),
+        "loss/sc": penalty.item(),
         "eb/adv_std": float(reward.std()),
     }
     return loss, stats
@@ -230,4 +230,4 @@ def eb_regression_loss(
     penalty = num_variables * step_term + (empty_score - log_z) ** 2
     regression = 0.5 * (scores - log_f_pseudo).pow(2).mean()
     loss = alpha * penalty + regression
-    return loss, {"loss/regression": float(regression), "loss/sc": float(penalty)}
+    return loss, {"loss/regression": regression.item(), "loss/sc": penalty.item()}
