@@ -10,6 +10,7 @@ and :mod:`~marginkit.gradent.masks` (mitigations), :mod:`~marginkit.gradent.heat
 package root and the losses do not.
 """
 
+from marginkit.gradent.heatmap import TokenHeatmap, plot_token_heatmap, token_heatmap
 from marginkit.gradent.logprobs import PairBatch, build_pair_batch, pair_logps, tokenize_pairs
 from marginkit.gradent.losses import LOSS_NAMES, PreferenceLossOutput, preference_loss
 from marginkit.gradent.measure import PairStats, measure_pairs, select_parameters
@@ -22,11 +23,14 @@ __all__ = [
     "PairBatch",
     "PairStats",
     "PreferenceLossOutput",
+    "TokenHeatmap",
     "build_pair_batch",
     "measure_pairs",
     "pair_logps",
+    "plot_token_heatmap",
     "predict_changes",
     "preference_loss",
     "select_parameters",
+    "token_heatmap",
     "tokenize_pairs",
 ]
