@@ -114,10 +114,10 @@ def _sft(config: SFTConfig) -> None:
 
 
 def _dpo(config: DPOConfig) -> None:
-    from marginkit.adaqr import training
+    from marginkit.adaqr import stages, training
 
     config = apply_preset(config)
-    print(training.dpo(config))
+    print(training.dpo(config, stages.load_inputs(config)))
 
 
 def _rewrite(config: RewriteConfig) -> None:

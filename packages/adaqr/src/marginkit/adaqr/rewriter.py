@@ -45,13 +45,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
 
 
-def tiny_gpt2(tokenizer: Any, width: int = 128, layers: int = 2, heads: int = 4) -> Any:
-    """A GPT-2 built from config (dropout 0, 256 positions) for the tokenizer's vocabulary."""
+def tiny_gpt2(
+    tokenizer: Any, width: int = 128, layers: int = 2, heads: int = 4, positions: int = 256
+) -> Any:
+    """A GPT-2 built from config (dropout 0) for the tokenizer's vocabulary."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=256,
+        n_positions=positions,
         n_embd=width,
         n_layer=layers,
         n_head=heads,
