@@ -31,6 +31,13 @@ def test_three_class_closed_form_values():
     assert p2 == pytest.approx(0.183149, abs=1e-5)
     assert 0.5 * (special.ndtri(p1) - special.ndtri(p2)) == pytest.approx(0.622552, abs=1e-5)
     assert special.ndtri(p1) == pytest.approx(0.341674, abs=1e-5)
+    for a, sigma in ((2.0, 1.0), (0.5, 0.25)):  # the same ratio a / sigma gives the same p
+        p1 = _three_class_probability(a, sigma)
+        assert p1 == pytest.approx(0.865767, abs=1e-5)
+        assert (1 - p1) / 2 == pytest.approx(0.067116, abs=1e-5)
+    radius = 0.5 * (special.ndtri(0.865767) - special.ndtri(0.067116))
+    assert radius == pytest.approx(1.302110, abs=1e-4)
+    assert 0.25 * radius == pytest.approx(0.325527, abs=1e-4)
 
 
 def test_two_class_identity_cohen_radius_approaches_the_exact_radius_from_below():

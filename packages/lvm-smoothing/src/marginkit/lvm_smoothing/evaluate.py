@@ -106,7 +106,7 @@ def calibrate(
         radii = np.where(certified, bounds.radii.max(axis=0), 0.0)
         scores += radii if objective == "acr" else (certified & (radii >= radius) & (radii > 0))
     best = candidates[int(np.argmax(scores))]
-    logger.info(
+    logger.debug(
         "calibrated candidate %s (%s = %.4f)", best, objective, scores.max() / len(draws.labels)
     )
     return best

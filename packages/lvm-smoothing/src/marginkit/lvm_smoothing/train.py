@@ -90,7 +90,7 @@ def fit_noise_augmented(
             optimizer.step()
             total += loss.item() * len(batch_labels)
             count += len(batch_labels)
-        logger.info("epoch %d/%d  loss %.4f", epoch + 1, epochs, total / max(count, 1))
+        logger.debug("epoch %d/%d  loss %.4f", epoch + 1, epochs, total / max(count, 1))
         if checkpoint_dir is not None and accelerator.is_main_process:
             save_checkpoint(
                 checkpoint_dir,
