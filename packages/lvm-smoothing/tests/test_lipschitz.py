@@ -50,6 +50,17 @@ def test_orthogonal_mlp_logits_are_scale_lipschitz():
     assert upper_bound(model) == pytest.approx(4.0, abs=1e-4)
 
 
+def test_spectrally_normalized_mlp_bound_is_the_product_of_exact_layer_norms():
+    torch.manual_seed(0)
+    model = lipschitz_mlp(hidden=16, depth=2, scale=2.0, layer="spectral").eval()
+    exact = [
+        float(torch.linalg.matrix_norm(m.weight.detach().double(), 2))
+        for m in model
+        if isinstance(m, nn.Linear)
+    ]
+    assert upper_bound(model) == pytest.approx(2.0 * exact[0] * exact[1])
+
+
 def test_lower_bound_stays_below_the_upper_bound_and_finds_a_linear_norm():
     torch.manual_seed(0)
     model = digits_cnn().eval()

@@ -158,12 +158,14 @@ def certify_command(config: CertifyConfig) -> Path:
 
 def predict_command(config: PredictConfig) -> Path:
     """Predict (class or -1) for every example and write the predict TSV."""
+    from marginkit.lvm_smoothing.maps import HARDMAX
     from marginkit.lvm_smoothing.results import PREDICT_COLUMNS, format_time
 
     model, _ = _load_model(config)
     inputs, labels = _load_data(config)
     smooth = build_smooth(config, model, config.num_classes or _count_classes(model, inputs))
-    candidate = _fixed_candidate(config)
+    # Cohen's PREDICT on hard votes unless one soft candidate is fixed.
+    candidate = _fixed_candidate(config) if config.selection == "fixed" else HARDMAX
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     correct = 0

@@ -75,15 +75,30 @@ def digits_cnn(num_classes: int = 10) -> nn.Sequential:
 
 
 def lipschitz_mlp(
-    num_classes: int = 10, hidden: int = 256, depth: int = 3, scale: float = 4.0
+    num_classes: int = 10,
+    hidden: int = 256,
+    depth: int = 3,
+    scale: float = 4.0,
+    layer: str = "orthogonal",
 ) -> nn.Sequential:
-    """An MLP whose logits are exactly at most ``scale``-Lipschitz (orthogonal layers, ReLU)."""
+    """An MLP whose logits are at most about ``scale``-Lipschitz by construction.
+
+    ``layer="orthogonal"``: every weight has spectral norm exactly 1. ``"spectral"``: weights
+    divided by a power-iteration estimate of their norm (close to 1, not guaranteed; use
+    :func:`marginkit.lvm_smoothing.lipschitz.upper_bound`, which reads the exact norm).
+    """
     if depth < 1 or scale <= 0:
         raise ValueError(f"need depth >= 1 and scale > 0, got {depth}, {scale}")
+    wrappers = {
+        "orthogonal": parametrizations.orthogonal,
+        "spectral": parametrizations.spectral_norm,
+    }
+    if layer not in wrappers:
+        raise ValueError(f"layer must be 'orthogonal' or 'spectral', got {layer!r}")
     widths = [64] + [hidden] * (depth - 1) + [num_classes]
     layers: list[nn.Module] = []
     for index, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(parametrizations.orthogonal(nn.Linear(width_in, width_out)))
+        layers.append(wrappers[layer](nn.Linear(width_in, width_out)))
         if index < depth - 1:
             layers.append(nn.ReLU())
     layers.append(Scale(scale))
