@@ -135,3 +135,25 @@ def test_bf16_autocast_keeps_similarities_in_fp32():
         parts = tcm_loss(POINTS.float(), LABELS)
     assert parts.tcm.dtype == torch.float32
     assert float(parts.tcm) == pytest.approx(0.517876, abs=1e-5)
+
+
+def test_unnormalised_rows_are_normalised_so_scale_does_not_change_tcm():
+    scaled = POINTS * torch.tensor([[3.0], [0.2], [7.0], [1.5]], dtype=torch.float64)
+    assert float(tcm_loss(scaled, LABELS).tcm) == pytest.approx(0.517876, abs=1e-6)
+
+
+def test_plain_function_base_loss_is_called_with_embeddings_and_labels():
+    calls = []
+
+    def base(embeddings, labels):
+        calls.append((embeddings.shape, labels.tolist()))
+        return embeddings.sum() * 0 + 0.25
+
+    out = TCMLoss(base_loss=base)(POINTS, LABELS)
+    assert calls == [((4, 2), [0, 0, 1, 1])]
+    assert float(out.loss) == pytest.approx(0.25 + 0.517876, abs=1e-6)
+
+
+def test_disabled_tcm_returns_the_base_loss_alone():
+    out = TCMLoss(base_loss=lambda e, y: e.sum() * 0 + 1.5, enabled=False)(POINTS, LABELS)
+    assert out.tcm is None and float(out.loss) == 1.5

@@ -33,7 +33,9 @@ def test_sampler_gives_m_samples_of_each_chosen_class():
     assert list(sampler) == list(again)
 
 
-@pytest.mark.parametrize("base", ["multi_similarity", "proxy_anchor"])
+@pytest.mark.parametrize(
+    "base", ["contrastive", "multi_similarity", "proxy_anchor", "normalized_softmax"]
+)
 def test_training_logs_tcm_counts_and_saves_a_checkpoint(tmp_path, base):
     config = TrainConfig(
         base_loss=base, epochs=1, hidden=(), batch_size=40, m_per_class=8, out_dir=str(tmp_path)
@@ -77,3 +79,20 @@ def test_train_evaluates_on_unseen_classes_and_writes_results(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["num_classes"] == 5 == summary["num_classes"]
     assert 0.0 <= saved["R@1"] <= 1.0 and saved["num_queries"] == 896
+
+
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path):
+    x, y, _, _ = digits_open_world()
+    settings = dict(epochs=1, hidden=(), batch_size=40, m_per_class=8, checkpoint_every=5)
+    whole = train_embedder(TrainConfig(out_dir=str(tmp_path / "whole"), **settings), x, y)
+    interrupted = tmp_path / "cut"
+    train_embedder(TrainConfig(out_dir=str(interrupted), **settings), x, y)
+    # Remove the final checkpoint: the run looks as if it stopped after step 20.
+    import shutil
+
+    shutil.rmtree(latest_checkpoint(interrupted))
+    assert load_checkpoint(interrupted).step == 20
+    resumed = train_embedder(TrainConfig(out_dir=str(interrupted), **settings), x, y)
+    assert resumed.steps == whole.steps == 22
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)

@@ -86,7 +86,8 @@ def threshold_at_far(
     threshold, _ = _far_range_thresholds(unit, codes_t, everyone, config, tile)
     accepted = total = 0
     for pairs in iter_pair_tiles(unit, tile):
-        same = codes_t[pairs.rows] == codes_t[pairs.cols]
+        row_labels, col_labels = codes_t[pairs.row_index], codes_t[pairs.col_index]
+        same = pairs.pairs(row_labels[:, None] == col_labels[None, :])
         total += int(same.sum())
         accepted += int((same & (pairs.scores >= threshold)).sum())
     if total == 0:

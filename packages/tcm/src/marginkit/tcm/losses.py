@@ -131,7 +131,7 @@ def pair_masks(
     ``p``/``n`` the references) replaces the label masks; a pair mined twice counts once.
     """
     same_set = ref_labels is None
-    refs = labels if same_set else ref_labels
+    refs: torch.Tensor = labels if ref_labels is None else ref_labels
     if indices_tuple is None:
         same = labels[:, None] == refs[None, :]
         positive, negative = same, ~same
@@ -207,7 +207,7 @@ def tcm_loss(
     queries = unit_rows(embeddings)
     if (ref_embeddings is None) != (ref_labels is None):
         raise ValueError("ref_embeddings and ref_labels must be given together")
-    if ref_embeddings is None:
+    if ref_embeddings is None or ref_labels is None:
         references = queries
     else:
         ref_labels = _check_labels(ref_labels, ref_embeddings, "ref_labels", "ref_embeddings")

@@ -19,7 +19,7 @@ import torch
 from marginkit.tcm.similarity import cosine_matrix
 
 HISTOGRAM_BINS = 2**16
-BYTES_PER_PAIR = 48  # fp32 score, fp64 copy, int64 bins and keys, boolean masks
+BYTES_PER_PAIR = 40  # fp32 score, fp64 copy, int64 bins and keys, boolean masks
 
 
 def tile_size_for(memory_budget_mb: float, count: int) -> int:
@@ -32,32 +32,42 @@ def tile_size_for(memory_budget_mb: float, count: int) -> int:
 
 @dataclasses.dataclass
 class PairTile:
-    """One tile of unordered pairs ``i < j``: flat similarities and the row/column indices."""
+    """One ``(rows, cols)`` block of the similarity matrix and which of its pairs count.
 
-    scores: torch.Tensor  # (pairs,)
-    rows: torch.Tensor  # (pairs,) index i
-    cols: torch.Tensor  # (pairs,) index j
+    ``valid`` is ``None`` for a block above the diagonal (every pair ``i < j``) and the
+    strict upper-triangle mask for a diagonal block.
+    """
+
+    scores: torch.Tensor  # (rows, cols)
+    row_index: torch.Tensor  # (rows,) sample index i
+    col_index: torch.Tensor  # (cols,) sample index j
+    valid: torch.Tensor | None  # (rows, cols) bool, or None when all count
+
+    def pairs(self, mask: torch.Tensor) -> torch.Tensor:
+        """``mask`` restricted to the pairs that count."""
+        return mask if self.valid is None else mask & self.valid
 
 
 def iter_pair_tiles(unit: torch.Tensor, tile: int) -> Iterator[PairTile]:
-    """Yield every unordered pair ``i < j`` of ``unit`` (``(N, dim)`` unit rows) once."""
+    """Yield blocks covering every unordered pair ``i < j`` of ``unit`` (``(N, dim)``) once."""
     count = unit.shape[0]
     for row_start in range(0, count, tile):
         rows = unit[row_start : row_start + tile]
+        row_index = torch.arange(row_start, row_start + rows.shape[0], device=unit.device)
         for col_start in range(row_start, count, tile):
             cols = unit[col_start : col_start + tile]
-            block = cosine_matrix(rows, cols)
-            row_index = torch.arange(row_start, row_start + rows.shape[0], device=unit.device)
             col_index = torch.arange(col_start, col_start + cols.shape[0], device=unit.device)
-            keep = row_index[:, None] < col_index[None, :]
-            i, j = keep.nonzero(as_tuple=True)
-            yield PairTile(block[i, j], row_index[i], col_index[j])
+            valid = None
+            if col_start == row_start:
+                valid = row_index[:, None] < col_index[None, :]
+            yield PairTile(cosine_matrix(rows, cols), row_index, col_index, valid)
 
 
 def negative_mask(tile: PairTile, labels: torch.Tensor, in_set: torch.Tensor) -> torch.Tensor:
     """Pairs of different labels with at least one member in the class set."""
-    left, right = labels[tile.rows], labels[tile.cols]
-    return (left != right) & (in_set[tile.rows] | in_set[tile.cols])
+    left, right = labels[tile.row_index], labels[tile.col_index]
+    member = in_set[tile.row_index][:, None] | in_set[tile.col_index][None, :]
+    return tile.pairs((left[:, None] != right[None, :]) & member)
 
 
 def negative_order_statistics(
@@ -87,10 +97,14 @@ def negative_order_statistics(
     (values, num_negatives)
         ``values[r]`` is the ``ranks[r]``-th smallest negative similarity (float64).
     """
-    histogram = torch.zeros(HISTOGRAM_BINS, dtype=torch.int64, device=unit.device)
+    histogram = torch.zeros(HISTOGRAM_BINS + 1, dtype=torch.int64, device=unit.device)
     for pairs in iter_pair_tiles(unit, tile):
-        scores = pairs.scores[negative_mask(pairs, labels, in_set)]
-        histogram += torch.bincount(_histogram_bin(scores), minlength=HISTOGRAM_BINS)
+        # Pairs that are not negatives go to one extra bin that is dropped afterwards.
+        keys = torch.where(
+            negative_mask(pairs, labels, in_set), _histogram_bin(pairs.scores), HISTOGRAM_BINS
+        )
+        histogram += torch.bincount(keys.view(-1), minlength=HISTOGRAM_BINS + 1)
+    histogram = histogram[:HISTOGRAM_BINS]
     cumulative = histogram.cumsum(0).cpu().numpy()
     total = int(cumulative[-1])
     ranks = np.asarray(ranks, dtype=np.int64)
@@ -100,11 +114,12 @@ def negative_order_statistics(
         raise ValueError(f"ranks {ranks.tolist()} outside 0..{total - 1}")
     # The bin of rank r is the first whose cumulative count exceeds r.
     bins = np.searchsorted(cumulative, ranks, side="right")
-    wanted = torch.as_tensor(np.unique(bins), device=unit.device)
+    wanted = torch.zeros(HISTOGRAM_BINS, dtype=torch.bool, device=unit.device)
+    wanted[torch.as_tensor(np.unique(bins), device=unit.device)] = True
     kept = []
     for pairs in iter_pair_tiles(unit, tile):
-        scores = pairs.scores[negative_mask(pairs, labels, in_set)]
-        kept.append(scores[torch.isin(_histogram_bin(scores), wanted)].double().cpu())
+        keep = negative_mask(pairs, labels, in_set) & wanted[_histogram_bin(pairs.scores)]
+        kept.append(pairs.scores[keep].double().cpu())
     values = torch.cat(kept).sort().values.numpy()
     # Values of the kept bins, in order; rank r sits at r minus the count below the first.
     below = {int(b): int(cumulative[b - 1]) if b > 0 else 0 for b in np.unique(bins)}
@@ -118,8 +133,10 @@ def negative_order_statistics(
 
 
 def _histogram_bin(scores: torch.Tensor) -> torch.Tensor:
-    position = ((scores.double() + 1.0) * (HISTOGRAM_BINS / 2.0)).floor().long()
-    return position.clamp(0, HISTOGRAM_BINS - 1)
+    """Bin of ``s`` among 2^16 equal bins on [-1, 1]; monotone in ``s``, the same every pass."""
+    # s + 1 >= 0, so truncation toward zero is the floor.
+    position = ((scores + 1.0) * (HISTOGRAM_BINS / 2.0)).long()
+    return position.clamp_(0, HISTOGRAM_BINS - 1)
 
 
 @dataclasses.dataclass
@@ -170,20 +187,32 @@ def count_at_thresholds(
     device = unit.device
     width = len(thresholds) + 1
     grid = torch.as_tensor(thresholds, dtype=torch.float64, device=device)
-    pos_hist = torch.zeros(num_classes * width, dtype=torch.int64, device=device)
-    neg_hist = torch.zeros(num_classes * width, dtype=torch.int64, device=device)
-    pooled = torch.zeros(width, dtype=torch.int64, device=device)
+    size = num_classes * width
+    all_in_set = bool((class_index >= 0).all())
+    # Keys: positives of a class at [0, size), negatives at [size, 2 size) from the left
+    # member and again from the right member; anything that does not count goes to 2 size.
+    hist = torch.zeros(2 * size + 1, dtype=torch.int64, device=device)
+    pooled = torch.zeros(width + 1, dtype=torch.int64, device=device)
     for pairs in iter_pair_tiles(unit, tile):
         bins = torch.searchsorted(grid, pairs.scores.double().contiguous(), right=True)
-        left, right = class_index[pairs.rows], class_index[pairs.cols]
-        same = labels[pairs.rows] == labels[pairs.cols]
-        positive = same & (left >= 0)
-        pos_hist += _bincount(left[positive] * width + bins[positive], pos_hist.numel())
-        for side in (left, right):
-            chosen = ~same & (side >= 0)
-            neg_hist += _bincount(side[chosen] * width + bins[chosen], neg_hist.numel())
-        chosen = ~same & ((left >= 0) | (right >= 0))
-        pooled += _bincount(bins[chosen], width)
+        left, right = class_index[pairs.row_index], class_index[pairs.col_index]
+        row_labels, col_labels = labels[pairs.row_index], labels[pairs.col_index]
+        different = row_labels[:, None] != col_labels[None, :]
+        left_in, right_in = (left >= 0)[:, None], (right >= 0)[None, :]
+        left_keys = (different.long() * num_classes + left[:, None]) * width + bins
+        hist += _bincount(torch.where(pairs.pairs(left_in), left_keys, 2 * size), 2 * size + 1)
+        right_keys = (right[None, :] + num_classes) * width + bins
+        negative_right = pairs.pairs(different & right_in)
+        hist += _bincount(torch.where(negative_right, right_keys, 2 * size), 2 * size + 1)
+        if not all_in_set:
+            counted = pairs.pairs(different & (left_in | right_in))
+            pooled += _bincount(torch.where(counted, bins, width), width + 1)
+    pos_hist, neg_hist = hist[:size], hist[size : 2 * size]
+    if all_in_set:
+        # Every negative pair was counted once for each of its two classes.
+        pooled = neg_hist.view(num_classes, width).sum(dim=0) // 2
+    else:
+        pooled = pooled[:width]
     pos_ge = _suffix_counts(pos_hist.view(num_classes, width))
     neg_ge = _suffix_counts(neg_hist.view(num_classes, width))
     pooled_ge = _suffix_counts(pooled.view(1, width))[0]
@@ -191,7 +220,7 @@ def count_at_thresholds(
 
 
 def _bincount(keys: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.bincount(keys, minlength=size)
+    return torch.bincount(keys.reshape(-1), minlength=size)
 
 
 def _suffix_counts(histogram: torch.Tensor) -> np.ndarray:
@@ -215,9 +244,11 @@ def hard_pair_shares(
     """
     hard_pos = hard_neg = positives = negatives = 0
     for pairs in iter_pair_tiles(unit, tile):
-        same = labels[pairs.rows] == labels[pairs.cols]
+        row_labels, col_labels = labels[pairs.row_index], labels[pairs.col_index]
+        same = pairs.pairs(row_labels[:, None] == col_labels[None, :])
+        different = pairs.pairs(row_labels[:, None] != col_labels[None, :])
         positives += int(same.sum())
-        negatives += int((~same).sum())
+        negatives += int(different.sum())
         hard_pos += int((same & (pairs.scores <= margin_pos)).sum())
-        hard_neg += int((~same & (pairs.scores >= margin_neg)).sum())
+        hard_neg += int((different & (pairs.scores >= margin_neg)).sum())
     return hard_pos / max(positives, 1), hard_neg / max(negatives, 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +29,7 @@ from marginkit.tcm.similarity import unit_rows
 logger = logging.getLogger(__name__)
 
 FAISS_GPU_MAX_K = 2048
+TORCH_SEARCH_ELEMENTS = 2**24  # similarities sorted at once by the torch backend
 
 
 @dataclasses.dataclass
@@ -129,8 +131,9 @@ def retrieval_metrics(
     k = min(max(max(ks), int(relevant.max())), available)
     if k < 1:
         raise ValueError("the gallery has no item to retrieve")
-    backend = _choose_backend(backend, k)
-    if backend == "faiss":
+    chosen = _choose_backend(backend, k)
+    search: Callable[..., torch.Tensor]
+    if chosen == "faiss":
         from marginkit.shared.faiss_index import build_index
 
         index = build_index(gallery.float().cpu(), metric="cosine")
@@ -150,8 +153,8 @@ def retrieval_metrics(
         scores = (queries[start:stop, None, :] * gallery[neighbours]).sum(-1).clamp(-1, 1)
         match = gallery_labels[neighbours] == labels_chunk[:, None]
         order = _tie_order(scores, neighbours, match, ties)
-        match = torch.gather(match, 1, order).cpu().numpy()
-        _score_chunk(match, relevant[start:stop], hits, r_precision, average_precision, start)
+        ranked = torch.gather(match, 1, order).cpu().numpy()
+        _score_chunk(ranked, relevant[start:stop], hits, r_precision, average_precision, start)
 
     keep = relevant > 0
     dropped = int((~keep).sum())
@@ -167,7 +170,7 @@ def retrieval_metrics(
         num_queries=int(keep.sum()),
         num_dropped_queries=dropped,
         k_searched=k,
-        backend=backend,
+        backend=chosen,
         ties=ties,
         class_balanced=class_balanced,
     )
@@ -215,19 +218,23 @@ def _faiss_search(index, queries, gallery, k, own, chunk_size) -> torch.Tensor:
 
     # A few extra neighbours so that ties at the k-th place can be re-ordered after re-scoring.
     fetch = min(index.size, k + (1 if own is not None else 0) + 8)
-    _, neighbours = knn_search(index, queries.float().cpu(), fetch, chunk_size=chunk_size)
-    neighbours = torch.as_tensor(neighbours, device=gallery.device)
-    return _drop_own(neighbours, own, k, fetch)
+    _, found = knn_search(index, queries.float().cpu(), fetch, chunk_size=chunk_size)
+    return _drop_own(torch.as_tensor(found, device=gallery.device), own, k, fetch)
 
 
 def _torch_search(queries, gallery, k, own, chunk_size) -> torch.Tensor:
-    scores = queries.float() @ gallery.float().T
-    if own is not None:
-        scores[torch.arange(len(own), device=scores.device), own] = -torch.inf
     fetch = min(gallery.shape[0], k + (1 if own is not None else 0) + 8)
-    # A stable descending sort orders equal scores by gallery index.
-    neighbours = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :fetch]
-    return _drop_own(neighbours, own, k, fetch)
+    rows = max(1, TORCH_SEARCH_ELEMENTS // gallery.shape[0])
+    parts = []
+    for start in range(0, queries.shape[0], rows):
+        scores = queries[start : start + rows].float() @ gallery.float().T
+        if own is not None:
+            mine = own[start : start + rows]
+            scores[torch.arange(len(mine), device=scores.device), mine] = -torch.inf
+        # A stable descending sort of every gallery item orders equal scores by index.
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :fetch]
+        parts.append(order)
+    return _drop_own(torch.cat(parts), own, k, fetch)
 
 
 def _drop_own(neighbours: torch.Tensor, own, k: int, fetch: int) -> torch.Tensor:

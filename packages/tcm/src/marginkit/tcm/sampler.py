@@ -26,7 +26,9 @@ class MPerClassBatchSampler:
         Base seed.
     """
 
-    def __init__(self, labels: Sequence[int], m: int, batch_size: int, seed: int = 0) -> None:
+    def __init__(
+        self, labels: Sequence[int] | np.ndarray, m: int, batch_size: int, seed: int = 0
+    ) -> None:
         self.labels = np.asarray(labels)
         if m < 2:
             raise ValueError(f"m must be >= 2 so that every batch has positive pairs, got {m}")
