@@ -6,8 +6,9 @@ import dataclasses
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from marginkit.lvm_smoothing.config import (
     CertifyConfig,
@@ -209,7 +210,10 @@ def format_table(runs: dict, radii: Sequence[float]) -> str:
     """A fixed-width text table: CA at each radius, ACR and abstention rate per run."""
     from marginkit.lvm_smoothing.metrics import summary_row
 
-    rows = {name: summary_row(*columns, radii) for name, columns in runs.items()}
+    rows = {
+        name: summary_row(predict, label, radius, radii)
+        for name, (predict, label, radius) in runs.items()
+    }
     header = ["certificate", *[f"CA@{r:g}" for r in radii], "ACR", "abstain"]
     width = max(len(header[0]), *(len(name) for name in rows))
     lines = [f"{header[0]:<{width}}  " + "  ".join(f"{h:>7}" for h in header[1:])]
@@ -244,7 +248,7 @@ def demo_command(config: DemoConfig) -> dict:
     return run_demo(config)
 
 
-COMMANDS = {
+COMMANDS: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "certify": (CertifyConfig, certify_command),
     "predict": (PredictConfig, predict_command),
     "curve": (CurveConfig, curve_command),

@@ -121,8 +121,8 @@ def lower_bound(model: nn.Module, inputs: Iterable[torch.Tensor], iterations: in
             direction /= direction.norm()
             norm = 0.0
             for _ in range(iterations):
-                _, forward = torch.func.jvp(function, (x,), (direction,))
-                _, pullback = torch.func.vjp(function, x)
+                forward = torch.func.jvp(function, (x,), (direction,))[1]
+                pullback = torch.func.vjp(function, x)[1]
                 (back,) = pullback(forward.detach())
                 norm = float(forward.detach().norm())
                 length = back.norm()

@@ -7,7 +7,8 @@ output scale ``s``, so its logits are ``s``-Lipschitz and the Lipschitz-margin r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ DIGITS_SHAPE = (64,)
 
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel (axis 1), kept inside the model so inputs stay raw."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -45,6 +49,8 @@ class Residual(nn.Module):
 
 class Scale(nn.Module):
     """Multiply by a fixed ``factor`` (a buffer, not trained)."""
+
+    factor: torch.Tensor
 
     def __init__(self, factor: float) -> None:
         super().__init__()
@@ -89,7 +95,7 @@ def lipschitz_mlp(
     """
     if depth < 1 or scale <= 0:
         raise ValueError(f"need depth >= 1 and scale > 0, got {depth}, {scale}")
-    wrappers = {
+    wrappers: dict[str, Callable[[nn.Module], nn.Module]] = {
         "orthogonal": parametrizations.orthogonal,
         "spectral": parametrizations.spectral_norm,
     }
@@ -105,10 +111,14 @@ def lipschitz_mlp(
     return nn.Sequential(*layers)
 
 
-ARCHITECTURES = {"digits_mlp": digits_mlp, "digits_cnn": digits_cnn, "lipschitz_mlp": lipschitz_mlp}
+ARCHITECTURES: dict[str, Callable[..., nn.Sequential]] = {
+    "digits_mlp": digits_mlp,
+    "digits_cnn": digits_cnn,
+    "lipschitz_mlp": lipschitz_mlp,
+}
 
 
-def build_model(name: str, **settings: float) -> nn.Sequential:
+def build_model(name: str, **settings: Any) -> nn.Sequential:
     """One of :data:`ARCHITECTURES` by name (``settings`` go to its factory)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
