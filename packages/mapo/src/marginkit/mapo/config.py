@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from marginkit.mapo.losses import mapo_preset
-
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -121,6 +119,8 @@ class TrainConfig:
                 "margin_scale": self.margin_scale,
                 "margin_weight": self.margin_weight,
             }
+        from marginkit.mapo.losses import mapo_preset
+
         return mapo_preset(self.preset, task=self.task, timesteps=num_train_timesteps)
 
     def validate(self) -> None:
@@ -141,3 +141,54 @@ class TrainConfig:
             raise ValueError(f"beta_dpo must be > 0, got {self.beta_dpo}")
         if not 0.0 <= self.label_noise_prob <= 1.0:
             raise ValueError(f"label_noise_prob must be in [0, 1], got {self.label_noise_prob}")
+
+
+@dataclasses.dataclass
+class SampleConfig:
+    """Generate images from a base pipeline, optionally with a run's trained weights."""
+
+    pretrained_model: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    """Hub id or local folder of the base pipeline the run started from."""
+    weights: str | None = None
+    """A training run's output_dir (LoRA file or unet/ folder); None samples the base."""
+    prompts: tuple[str, ...] = ("a photograph of a lighthouse at dusk",)
+    """Prompts to sample."""
+    images_per_prompt: int = 1
+    steps: int = 30
+    """Euler sampling steps."""
+    guidance_scale: float = 5.0
+    resolution: int | None = None
+    """Square output size; the UNet's native size when None."""
+    seed: int = 0
+    output_dir: str = "outputs/mapo/samples"
+    """Where the PNG files go."""
+    device: str | None = None
+    """cuda, mps or cpu; automatic when None."""
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    """Align a tiny SDXL-shaped model to pixel art with MaPO, DPO and SFT; print a table."""
+
+    output_dir: str = "outputs/mapo"
+    """Where the cache, runs, grid PNG and results.json go."""
+    vae_steps: int = 400
+    """VAE fitting steps (L1 + 1e-6 KL, Adam 2e-3, batch 8)."""
+    pretrain_steps: int = 800
+    """UNet pretraining steps on realistic crops (AdamW 1e-3, batch 16)."""
+    align_steps: int = 100
+    """Alignment steps per method and seed."""
+    learning_rate: float = 1e-4
+    """Alignment learning rate (constant, AdamW without weight decay, clip 1.0)."""
+    batch_pairs: int = 8
+    """Pairs per alignment step."""
+    seeds: tuple[int, ...] = (1, 2, 3)
+    """Alignment seeds (data order, flips, noise)."""
+    methods: tuple[str, ...] = ("sft", "dpo", "mapo", "mapo_paper_v2")
+    """Methods to run: sft, dpo, mapo (official preset), mapo_paper_v2 (task style)."""
+    samples_per_caption: int = 32
+    """Samples per caption ("china", "flower") and model, from fixed seeds."""
+    sampling_steps: int = 20
+    """Euler steps per sample (guidance 1.0)."""
+    cost_steps: int = 13
+    """Steps per method in the cost measurement (3 warm-up steps dropped); 0 skips it."""

@@ -12,7 +12,6 @@ Run with ``marginkit-mapo demo`` or ``python -m marginkit.mapo.demo``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from marginkit.mapo.config import DemoConfig
+
 logger = logging.getLogger(__name__)
 
 METHODS = {
@@ -31,34 +32,6 @@ METHODS = {
     "mapo": {"objective": "mapo", "preset": "official"},
     "mapo_paper_v2": {"objective": "mapo", "preset": "paper_v2", "task": "style"},
 }
-
-
-@dataclasses.dataclass
-class DemoConfig:
-    """Align a tiny SDXL-shaped model to pixel art with MaPO, DPO and SFT; print a table."""
-
-    output_dir: str = "outputs/mapo"
-    """Where the cache, runs, grid PNG and results.json go."""
-    vae_steps: int = 400
-    """VAE fitting steps (L1 + 1e-6 KL, Adam 2e-3, batch 8)."""
-    pretrain_steps: int = 800
-    """UNet pretraining steps on realistic crops (AdamW 1e-3, batch 16)."""
-    align_steps: int = 100
-    """Alignment steps per method and seed."""
-    learning_rate: float = 1e-4
-    """Alignment learning rate (constant, AdamW without weight decay, clip 1.0)."""
-    batch_pairs: int = 8
-    """Pairs per alignment step."""
-    seeds: tuple[int, ...] = (1, 2, 3)
-    """Alignment seeds (data order, flips, noise)."""
-    methods: tuple[str, ...] = ("sft", "dpo", "mapo", "mapo_paper_v2")
-    """Methods to run: sft, dpo, mapo (official preset), mapo_paper_v2 (task style)."""
-    samples_per_caption: int = 32
-    """Samples per caption ("china", "flower") and model, from fixed seeds."""
-    sampling_steps: int = 20
-    """Euler steps per sample (guidance 1.0)."""
-    cost_steps: int = 13
-    """Steps per method in the cost measurement (3 warm-up steps dropped); 0 skips it."""
 
 
 def _cache_key(config: DemoConfig) -> str:

@@ -1,0 +1,82 @@
+"""The command line: real types for flags, and train -> sample through a saved pipeline."""
+
+import json
+
+import pytest
+
+from marginkit.mapo.cli import main
+from marginkit.mapo.config import TrainConfig
+from marginkit.shared.cli import parse_config
+
+
+def test_flags_parse_to_real_types():
+    config = parse_config(TrainConfig, ["--no-keep-ties", "--beta-dpo", "2500.5"], prog="t")
+    assert config.keep_ties is False and config.beta_dpo == 2500.5
+    assert parse_config(TrainConfig, ["--keep-ties"], prog="t").keep_ties is True
+    with pytest.raises(SystemExit):
+        parse_config(TrainConfig, ["--keep-ties", "False"], prog="t")  # no type=bool trap
+
+
+def test_paper_v2_preset_takes_beta_from_the_task():
+    config = TrainConfig(preset="paper_v2", task="safety")
+    assert config.loss_kwargs() == {
+        "score_scale": 1.0,
+        "margin_scale": 64.0,
+        "margin_weight": 1 / 64,
+    }
+    assert TrainConfig(objective="dpo", beta_dpo=2000.5).loss_kwargs() == {"beta": 2000.5}
+
+
+def test_train_then_sample_from_a_saved_local_pipeline(tmp_path, jsonl_data, tiny_sdxl):
+    base = tiny_sdxl.save(tmp_path / "base")
+    run = tmp_path / "run"
+    result = main(
+        [
+            "train",
+            "--pretrained-model",
+            str(base),
+            "--data-format",
+            "jsonl",
+            "--data-path",
+            str(jsonl_data),
+            "--resolution",
+            "16",
+            "--train-batch-size",
+            "2",
+            "--gradient-accumulation-steps",
+            "1",
+            "--max-train-steps",
+            "2",
+            "--mode",
+            "lora",
+            "--output-dir",
+            str(run),
+            "--checkpointing-steps",
+            "1",
+            "--checkpoints-total-limit",
+            "1",
+        ]
+    )
+    assert result.global_step == 2
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == [1, 2]
+    assert len(list((run / "checkpoints").glob("checkpoint-*"))) == 1
+    paths = main(
+        [
+            "sample",
+            "--pretrained-model",
+            str(base),
+            "--weights",
+            str(run),
+            "--prompts",
+            "a",
+            "b",
+            "--steps",
+            "2",
+            "--resolution",
+            "16",
+            "--output-dir",
+            str(tmp_path / "samples"),
+        ]
+    )
+    assert len(paths) == 2 and all(path.is_file() for path in paths)
