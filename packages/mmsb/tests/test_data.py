@@ -107,3 +107,39 @@ def test_simulators_are_seeded():
     second = simulate.vortex(n=20, seed=3)
     np.testing.assert_array_equal(first.particles[4], second.particles[4])
     assert len(simulate.linear(n=[5, 6, 7], times=[0, 1, 2]).counts) == 3
+
+
+class _Table(dict):
+    @property
+    def columns(self):
+        return list(self)
+
+
+def _fake_anndata(obs, obsm):
+    import types
+
+    module = types.ModuleType("anndata")
+    module.read_h5ad = lambda path: types.SimpleNamespace(obs=_Table(obs), obsm=obsm)
+    return module
+
+
+def test_h5ad_reader_groups_cells_by_parsed_day_and_keeps_components(monkeypatch):
+    embedding = np.arange(15, dtype=float).reshape(5, 3)
+    obs = {"day": ["day2", "day0", "day2", "day0", "day5"]}
+    monkeypatch.setitem(
+        __import__("sys").modules, "anndata", _fake_anndata(obs, {"X_pca": embedding})
+    )
+    snaps = Snapshots.from_h5ad(
+        "cells.h5ad", time_key="day", n_components=2, time_parser=lambda label: float(label[3:])
+    )
+    assert snaps.times.tolist() == [0.0, 2.0, 5.0] and snaps.counts == (2, 2, 1)
+    np.testing.assert_array_equal(snaps.particles[0], [[3.0, 4.0], [9.0, 10.0]])
+
+
+def test_h5ad_missing_keys_list_the_available_ones(monkeypatch):
+    fake = _fake_anndata({"time": [0, 1]}, {"X_umap": np.zeros((2, 2))})
+    monkeypatch.setitem(__import__("sys").modules, "anndata", fake)
+    with pytest.raises(KeyError, match=r"obsm has no 'X_pca'.*X_umap"):
+        Snapshots.from_h5ad("cells.h5ad")
+    with pytest.raises(KeyError, match=r"obs has no 'day'.*\['time'\]"):
+        Snapshots.from_h5ad("cells.h5ad", time_key="day")

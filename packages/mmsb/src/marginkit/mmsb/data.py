@@ -97,7 +97,7 @@ class Snapshots:
         else:
             if len(weights) != len(clouds):
                 raise ValueError(f"{len(weights)} weight arrays for {len(clouds)} snapshots")
-            normalised = []
+            normalised_list: list[np.ndarray] = []
             for k, (weight, cloud) in enumerate(zip(weights, clouds, strict=True)):
                 weight = np.asarray(weight, dtype=np.float64).reshape(-1)
                 if weight.shape[0] != cloud.shape[0]:
@@ -109,8 +109,8 @@ class Snapshots:
                         f"snapshot {k}: weights must be finite and positive (zero weights are "
                         "rejected; drop those particles instead)"
                     )
-                normalised.append(weight / weight.sum())
-            normalised = tuple(normalised)
+                normalised_list.append(weight / weight.sum())
+            normalised = tuple(normalised_list)
         object.__setattr__(self, "times", time_array)
         object.__setattr__(self, "particles", clouds)
         object.__setattr__(self, "weights", normalised)
@@ -202,7 +202,7 @@ class Snapshots:
             raise ValueError(f"{path}: no time column {time_column!r}; columns are {header}")
         skip = {time_column, *id_columns}
         has_weight = weight_column is not None and weight_column in header
-        if has_weight:
+        if has_weight and weight_column is not None:
             skip.add(weight_column)
         if feature_columns is None:
             feature_columns = [name for name in header if name not in skip]
@@ -274,7 +274,7 @@ class Snapshots:
         for k, (cloud, weight) in enumerate(zip(self.particles, self.weights, strict=True)):
             arrays[f"X_{k}"] = cloud
             arrays[f"w_{k}"] = weight
-        np.savez(Path(path), **arrays)
+        np.savez(Path(path), **arrays)  # type: ignore[arg-type]
 
     def subset(self, indices: Sequence[int]) -> Snapshots:
         """The snapshots at the given indices, in increasing order."""

@@ -21,7 +21,15 @@ from .config import SBIRRConfig
 from .data import Snapshots
 from .metrics import heldout_w2, noise_floor, relative_errors, w2
 from .model import SBIRR
-from .references import Brownian, Linear, LotkaVolterra, Reference, Repressilator, Rotation
+from .references import (
+    Brownian,
+    Linear,
+    LotkaVolterra,
+    Reference,
+    Repressilator,
+    Rotation,
+    make_reference,
+)
 
 if TYPE_CHECKING:
     from .cli import DemoConfig
@@ -64,6 +72,8 @@ def compare(
     is known, the oracle bridge with the true drift as fixed reference.
     """
     train, held = snaps.split_alternate()
+    if held is None:
+        raise ValueError(f"{name}: need at least one held-out snapshot")
     vanilla = SBIRR(Brownian(snaps.dim), config.replace(n_outer=0)).fit(train)
     exact = SBIRR(Brownian(snaps.dim), config.replace(n_outer=0, bridge="exact_ot")).fit(train)
     exact_w2, _ = _scores(exact, held, seeds)
@@ -193,7 +203,7 @@ def run_demo(config: DemoConfig) -> dict:
             config.seeds,
             _floor(snaps, simulate.repressilator(seed=1)),
             out,
-            oracle=Repressilator(**simulate.REPRESSILATOR_TRUTH),
+            oracle=make_reference("repressilator", 3, simulate.REPRESSILATOR_TRUTH),
         )
         results["repressilator"] = record
 

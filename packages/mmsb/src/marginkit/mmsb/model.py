@@ -86,7 +86,7 @@ class SBIRR:
                 )
             current = self.reference.vector()
             change = float(
-                np.linalg.norm(current - previous) / max(np.linalg.norm(previous), 1e-12)
+                np.linalg.norm(current - previous) / max(float(np.linalg.norm(previous)), 1e-12)
             )
             self._bridge_step(self.reference, rng)
             self._record(iteration, change)
@@ -98,14 +98,32 @@ class SBIRR:
                 break
         return self
 
+    @property
+    def _snaps(self) -> Snapshots:
+        if self.snapshots is None:
+            raise RuntimeError("call fit(snapshots) first")
+        return self.snapshots
+
+    def _coupling(self, k: int) -> Coupling:
+        coupling = self._intervals[k].coupling
+        if coupling is None:
+            raise RuntimeError(f"interval {k} has no coupling under bridge={self.config.bridge!r}")
+        return coupling
+
+    def _gp(self, k: int) -> GPBridge:
+        gp = self._intervals[k].gp
+        if gp is None:
+            raise RuntimeError(f"interval {k} has no GP drift under bridge={self.config.bridge!r}")
+        return gp
+
     def _gap(self, k: int) -> float:
-        return float(self.snapshots.times[k + 1] - self.snapshots.times[k])
+        return float(self._snaps.times[k + 1] - self._snaps.times[k])
 
     def _grid(self, k: int) -> np.ndarray:
         return interval_grid(self._gap(k), self.config.dt_max, self.config.min_steps)
 
     def _bridge_step(self, reference: Reference, rng: np.random.Generator) -> None:
-        cfg, snaps = self.config, self.snapshots
+        cfg, snaps = self.config, self._snaps
         self._bridge_reference = reference.copy()
         self._intervals, objective = [], 0.0
         for k in range(len(snaps) - 1):
@@ -113,11 +131,15 @@ class SBIRR:
             a, b = snaps.weights[k], snaps.weights[k + 1]
             grid = self._grid(k)
             if cfg.bridge == "gp_ipf":
-                t0 = float(snaps.times[k])
+                start_time = float(snaps.times[k])
+
+                def local_drift(z: np.ndarray, s: float, t0: float = start_time) -> np.ndarray:
+                    return reference.drift(z, t0 + s)
+
                 gp = gp_ipf_interval(
                     x,
                     y,
-                    lambda z, s, t0=t0: reference.drift(z, t0 + s),
+                    local_drift,
                     grid,
                     cfg.sigma,
                     cfg.ipf_iter,
@@ -164,7 +186,7 @@ class SBIRR:
     # ------------------------------------------------------------------ paths
 
     def _draw_pairs(self, k: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        plan = self._intervals[k].coupling.plan
+        plan = self._coupling(k).plan
         flat = plan.reshape(-1) / plan.sum()
         chosen = rng.choice(flat.size, size=count, p=flat)
         return np.unravel_index(chosen, plan.shape)
@@ -184,13 +206,13 @@ class SBIRR:
             weight = (grid / grid[-1])[None, :, None]
             return (1 - weight) * sources[:, None] + weight * targets[:, None]
         transition = interval.transition
-        if source_index is not None:
+        if source_index is not None and transition is not None:
             transition = transition.select(source_index)
         else:
             transition = propagate(
                 self._bridge_reference,
                 sources,
-                float(self.snapshots.times[k]),
+                float(self._snaps.times[k]),
                 self._grid(k),
                 self.config.sigma,
                 self.config.lna_substeps,
@@ -198,16 +220,14 @@ class SBIRR:
         return sample_bridges(transition, targets, rng)
 
     def _theta_paths(self, rng: np.random.Generator) -> list[PathBatch]:
-        snaps, cfg = self.snapshots, self.config
+        snaps, cfg = self._snaps, self.config
         batches = []
         for k in range(len(snaps) - 1):
             count = cfg.paths_factor * max(snaps.counts[k], snaps.counts[k + 1])
             times = snaps.times[k] + self._grid(k)
             if cfg.bridge == "gp_ipf":
                 start = snaps.particles[k][rng.choice(snaps.counts[k], count, p=snaps.weights[k])]
-                states = euler_maruyama(
-                    self._intervals[k].gp.forward, start, self._grid(k), cfg.sigma, rng
-                )
+                states = euler_maruyama(self._gp(k).forward, start, self._grid(k), cfg.sigma, rng)
             else:
                 i, j = self._draw_pairs(k, count, rng)
                 states = self._interval_paths(
@@ -246,7 +266,7 @@ class SBIRR:
             steps = max(1, int(round(s / (gap / (self._grid(k).size - 1)))))
             grid = np.linspace(0.0, s, steps + 1)
             start = snaps.particles[k][rng.choice(snaps.counts[k], n, p=snaps.weights[k])]
-            return euler_maruyama(self._intervals[k].gp.forward, start, grid, cfg.sigma, rng)[:, -1]
+            return euler_maruyama(self._gp(k).forward, start, grid, cfg.sigma, rng)[:, -1]
         i, j = self._draw_pairs(k, n, rng)
         x, y = snaps.particles[k][i], snaps.particles[k + 1][j]
         if cfg.bridge == "exact_ot":
@@ -284,9 +304,9 @@ class SBIRR:
         else:
             index = {start: rng.choice(count, size=n_paths, p=snaps.weights[start])}
         for k in range(start, len(snaps) - 1):
-            index[k + 1] = self._conditional(self._intervals[k].coupling.plan, index[k], rng)
+            index[k + 1] = self._conditional(self._coupling(k).plan, index[k], rng)
         for k in range(start - 1, -1, -1):
-            index[k] = self._conditional(self._intervals[k].coupling.plan.T, index[k + 1], rng)
+            index[k] = self._conditional(self._coupling(k).plan.T, index[k + 1], rng)
         segments, times = [], []
         for k in range(len(snaps) - 1):
             x, y = snaps.particles[k][index[k]], snaps.particles[k + 1][index[k + 1]]

@@ -37,7 +37,7 @@ def linear(
     d = A.shape[0]
     c = np.zeros(d) if c is None else np.asarray(c, dtype=np.float64)
     mean0 = np.asarray(x0_mean, dtype=np.float64)
-    counts = [int(n)] * len(times) if np.isscalar(n) else [int(v) for v in n]
+    counts = [n] * len(times) if isinstance(n, int) else [int(v) for v in n]
     rng = np.random.default_rng(seed)
     clouds = []
     for t, count in zip(times, counts, strict=True):
@@ -65,13 +65,13 @@ def euler_cohorts(
     ``drift(x)`` and ``noise(x)`` (the per-coordinate diffusion) act on ``(N, d)`` arrays.
     """
     rng = np.random.default_rng(seed)
-    times = np.asarray(times, dtype=np.float64)
-    x = np.concatenate([sample_start(rng, n) for _ in times])
-    cohort = np.repeat(np.arange(times.size), n)
-    clouds: list[np.ndarray | None] = [None] * times.size
+    stamps = np.asarray(times, dtype=np.float64)
+    x = np.concatenate([sample_start(rng, n) for _ in stamps])
+    cohort = np.repeat(np.arange(stamps.size), n)
+    clouds: list[np.ndarray | None] = [None] * stamps.size
     clock, done = 0.0, 0
-    while done < times.size:
-        while done < times.size and times[done] <= clock + 1e-9:
+    while done < stamps.size:
+        while done < stamps.size and stamps[done] <= clock + 1e-9:
             clouds[done] = x[cohort == done].copy()
             done += 1
         alive = cohort >= done
@@ -82,7 +82,7 @@ def euler_cohorts(
         kick = noise(live) * np.sqrt(h) * rng.standard_normal(live.shape)
         x[alive] = live + drift(live) * h + kick
         clock += h
-    return Snapshots(times, clouds)
+    return Snapshots(stamps, clouds)
 
 
 def lotka_volterra(
