@@ -52,10 +52,11 @@ def _split(config: DemoConfig) -> dict[str, torch.Tensor]:
     }  # fmt: skip
 
 
-def _one_model(name: str, model: torch.nn.Module, sigma: float, split, config: DemoConfig):
+def _one_model(name: str, factory, sigma: float, split, config: DemoConfig):
     from marginkit.lvm_smoothing.cli import format_table
 
-    seed_everything(config.seed)
+    seed_everything(config.seed)  # before building: the initial weights are seeded too
+    model = factory()
     start = time.perf_counter()
     fit_noise_augmented(
         model, split["x_fit"], split["y_fit"], sigma, config.epochs, seed=config.seed
@@ -117,11 +118,11 @@ def run_demo(config: DemoConfig) -> dict:
     )
     results = {}
     for sigma in config.sigmas:
-        models = [("cnn", digits_cnn())]
+        models = [("cnn", digits_cnn)]
         if config.lipschitz_variant and sigma == config.sigmas[0]:
-            models.append(("orthogonal_mlp", lipschitz_mlp()))
-        for name, model in models:
-            results[(name, sigma)] = _one_model(name, model, sigma, split, config)
+            models.append(("orthogonal_mlp", lipschitz_mlp))
+        for name, factory in models:
+            results[(name, sigma)] = _one_model(name, factory, sigma, split, config)
     return results
 
 
