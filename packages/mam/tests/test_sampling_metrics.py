@@ -110,3 +110,20 @@ def test_exact_metrics_see_an_unnormalised_but_consistent_score(exact_network, r
     assert results["exact/kl_true_model"] == pytest.approx(0.0, abs=1e-6)
     assert results["exact/norm_gap"] == pytest.approx(1.5, abs=1e-5)
     assert results["exact/marg_mae"] == pytest.approx(0.5 * sizes[0].mean().item(), abs=1e-5)
+
+
+def test_energy_metrics_of_an_exact_model_recover_log_z_and_zero_gap(exact_network):
+    from marginkit.mam.ising import IsingLattice
+    from marginkit.mam.metrics import energy_metrics
+
+    lattice = IsingLattice(3)
+    _, log_p = lattice.enumerate()
+    network = exact_network(log_p, 9, 2)
+    results = energy_metrics(
+        network, lattice.log_f, 64, log_z=7.115373, generator=torch.Generator().manual_seed(0)
+    )
+    # log p*(x) - log f(x) = -log Z for every sample, so "KL - log Z" is exactly -log Z.
+    assert results["eb/kl_minus_log_z"] == pytest.approx(-7.115373, abs=1e-4)
+    assert results["eb/kl"] == pytest.approx(0.0, abs=1e-4)
+    assert results["eb/log_z_is"] == pytest.approx(7.115373, abs=1e-4)
+    assert results["eb/theta_phi_gap"] == pytest.approx(0.0, abs=1e-4)

@@ -135,11 +135,8 @@ def _ising(config: DemoConfig, out: Path, generator: torch.Generator) -> list[tu
         ("ising", "KL - log Z (paper's 'KL'), nats", f"{metrics['eb/kl_minus_log_z']:.3f}"),
         ("ising", "KL(p_phi || p*), nats", f"{metrics['eb/kl']:.3f}"),
         ("ising", "log Z exact (transfer matrix)", f"{log_z:.3f}"),
-        (
-            "ising",
-            "log Z: f_theta(empty) / importance",
-            f"{metrics['eb/log_z_marginal']:.3f} / {metrics['eb/log_z_is']:.3f}",
-        ),
+        ("ising", "log Z, importance estimate from p_phi", f"{metrics['eb/log_z_is']:.3f}"),
+        ("ising", "f_theta(empty), pinned near c = D log 2", f"{metrics['eb/log_z_marginal']:.3f}"),
         ("ising", "theta-phi gap, nats", f"{metrics['eb/theta_phi_gap']:.3f}"),
         ("ising", "speedup over AO-ARM-S (|S|=50)", f"{speed['time/speedup']:.0f}x"),
     ]
