@@ -37,6 +37,8 @@ def test_fit_then_predict_write_parameters_plot_and_clouds(tmp_path):
     assert np.linalg.norm(A - simulate.DEFAULT_A) < 0.3
     assert set(fitted["heldout_w2"]) == {"0.5", "1.5", "2.5", "3.5"}
     assert (out / "fit.png").stat().st_size > 1000
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(fitted["history"]["iteration"]) and "theta/A11" in lines[-1]
     with np.load(out / "trajectories.npz") as paths:
         assert paths["paths"].shape[0] == 60 and paths["times"][-1] == 4.0
     target = tmp_path / "pred.npz"

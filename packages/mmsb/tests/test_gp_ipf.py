@@ -51,7 +51,10 @@ def test_gp_ipf_bridges_two_gaussians_with_the_entropic_cross_covariance():
 def test_gp_ipf_engine_fits_and_predicts_inside_sbirr():
     snaps = simulate.linear(n=40, times=[0.0, 1.0], seed=0)
     config = SBIRRConfig(bridge="gp_ipf", n_outer=1, ipf_iter=2, gp_max_points=500, dt_max=0.05)
-    model = SBIRR(Linear(2), config).fit(snaps)
+    # The first bridge step (zero drift, snapshots ~1.8 apart, sigma sqrt(D) = 0.1) cannot
+    # carry the mass across and says so; the refined reference then can.
+    with pytest.warns(RuntimeWarning, match="far from the target"):
+        model = SBIRR(Linear(2), config).fit(snaps)
     assert np.all(np.isfinite(model.reference.A))
     assert model.predict_marginal(0.5, 25, seed=0).shape == (25, 2)
     assert model.history["gp/end_w2/0"][-1] < 0.5 * w2(*snaps.particles)

@@ -120,6 +120,12 @@ def fit_command(config: FitConfig) -> dict:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit.json").write_text(json.dumps(result, indent=2))
+    from marginkit.shared.logging import MetricsWriter
+
+    with MetricsWriter(out / "metrics.jsonl") as writer:
+        for step in range(len(model.history["iteration"])):
+            record = {k: v[step] for k, v in model.history.items() if len(v) > step}
+            writer.write(record, step=step)
     if config.sbirr.bridge != "gp_ipf":
         times, paths = model.sample_trajectories()
         np.savez(out / "trajectories.npz", times=times, paths=paths)
