@@ -96,3 +96,28 @@ def test_cli_evaluate_writes_retrieval_and_opis(tmp_path, capsys):
     # Nearest: 0 -> 10, 10 -> 0, 90 -> 150 (60 deg beats 80 deg), 150 -> 90: all hits.
     assert metrics["R@1"] == pytest.approx(1.0)
     assert metrics["opis"] == pytest.approx(5 / 36)
+
+
+def test_cli_report_groups_runs_by_config_over_seeds(tmp_path, capsys):
+    for index, (name, r1, opis) in enumerate(
+        [("a", 0.8, 0.02), ("a", 0.6, 0.02), ("b", 0.9, 0.01)]
+    ):
+        run = tmp_path / "runs" / str(index)
+        run.mkdir(parents=True)
+        record = {
+            "config": name,
+            "seed": index,
+            "R@1": r1,
+            "MAP@R": 0.1,
+            "opis": opis,
+            "eps_opis": 0.1,
+        }
+        (run / "results.json").write_text(json.dumps(record))
+    main(["report", "--runs", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "rep")])
+    rows = {
+        row["config"]: row for row in json.loads((tmp_path / "rep" / "report.json").read_text())
+    }
+    assert rows["a"]["n"] == 2 and rows["a"]["R@1/mean"] == pytest.approx(0.7)
+    assert rows["b"]["pareto"] and not rows["a"]["pareto"]
+    png = (tmp_path / "rep" / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

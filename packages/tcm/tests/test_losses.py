@@ -32,7 +32,7 @@ def test_tcm_gradient_wrt_similarity_is_minus_lambda_over_hard_count():
     expected = torch.zeros(4, 4, dtype=torch.float64)
     expected[2, 3] = -1.0
     expected[0, 3] = expected[1, 3] = 0.5
-    torch.testing.assert_close(scores.grad, expected, rtol=0, atol=1e-15)
+    assert torch.allclose(scores.grad, expected, rtol=0, atol=1e-15), scores.grad
 
 
 def test_tcm_plus_pml_contrastive_on_cosine_adds_both_parts():

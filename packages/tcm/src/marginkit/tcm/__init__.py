@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from marginkit.tcm.config import DemoConfig, OPISConfig, TCMConfig, TrainConfig
+from marginkit.tcm.config import DemoConfig, OPISConfig, ReportConfig, TCMConfig, TrainConfig
 
 __version__ = "0.1.0"
 
@@ -42,7 +42,7 @@ _LAZY = {
     "embed": "train",
 }
 
-__all__ = ["DemoConfig", "OPISConfig", "TCMConfig", "TrainConfig", *_LAZY]
+__all__ = ["DemoConfig", "OPISConfig", "ReportConfig", "TCMConfig", "TrainConfig", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Command line ``marginkit-tcm train | evaluate | opis | demo``, from config dataclasses."""
+"""``marginkit-tcm train | evaluate | opis | report | demo``, built from config dataclasses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Literal
 
-from marginkit.tcm.config import DemoConfig, OPISConfig, TrainConfig
+from marginkit.tcm.config import DemoConfig, OPISConfig, ReportConfig, TrainConfig
 
 
 @dataclasses.dataclass
@@ -77,6 +77,26 @@ def _opis(config: OpisConfig) -> None:
     print(json.dumps(result.summary(), indent=2, default=str))
 
 
+def _report(config: ReportConfig) -> None:
+    from pathlib import Path
+
+    from marginkit.tcm.pareto import markdown_table, plot_pareto, summarize_runs, write_report
+
+    files = sorted(Path(config.runs).rglob("results.json"))
+    runs = [json.loads(path.read_text()) for path in files]
+    runs = [run for run in runs if "R@1" in run and "opis" in run and "config" in run]
+    if not runs:
+        raise SystemExit(f"no results.json with R@1 and OPIS under {config.runs}")
+    rows = summarize_runs(runs)
+    paths = write_report(rows, config.out_dir)
+    print(markdown_table(rows, list(rows[0])))
+    print(f"\nwritten: {', '.join(str(path) for path in paths.values())}")
+    try:
+        print(f"Pareto plot: {plot_pareto(rows, Path(config.out_dir) / 'pareto.png')}")
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install marginkit-tcm[plot])")
+
+
 def _demo(config: DemoConfig) -> None:
     import torch
 
@@ -102,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "train": (TrainConfig, _train),
             "evaluate": (EvaluateConfig, _evaluate),
             "opis": (OpisConfig, _opis),
+            "report": (ReportConfig, _report),
             "demo": (DemoConfig, _demo),
         },
         argv,

@@ -163,3 +163,13 @@ class DemoConfig:
     """MLP hidden widths; () for a linear 64 -> 32 head."""
     out_dir: str = "outputs/tcm/demo"
     """Where runs, the report (md/csv/json) and pareto.png go."""
+
+
+@dataclasses.dataclass
+class ReportConfig:
+    """Accuracy-vs-OPIS table (Markdown, CSV, JSON) and Pareto plot over finished runs."""
+
+    runs: str = "outputs/tcm"
+    """Folder searched recursively for the results.json files that `train` writes."""
+    out_dir: str = "outputs/tcm/report"
+    """Where report.md, report.csv, report.json and pareto.png go."""

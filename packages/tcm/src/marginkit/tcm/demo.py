@@ -23,7 +23,6 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     runs.append({"config": "raw pixels", "seed": 0, **raw})
     for base in config.base_losses:
         for use_tcm in (False, True):
-            name = f"{base}{' + TCM' if use_tcm else ''}"
             for seed in config.seeds:
                 train_config = TrainConfig(
                     base_loss=base,  # type: ignore[arg-type]
@@ -34,7 +33,7 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
                     out_dir=str(out / "runs" / f"{base}-tcm{int(use_tcm)}-seed{seed}"),
                     resume=False,
                 )
-                runs.append({"config": name, "seed": seed, **train(train_config)})
+                runs.append(train(train_config))
     rows = summarize_runs(
         runs,
         metrics=(
@@ -50,7 +49,7 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     )
     write_report(rows, out)
     _print_table(rows, runs[0])
-    _print_deltas(rows, config.base_losses)
+    _print_deltas(rows, config)
     try:
         path = plot_pareto(rows, out / "pareto.png")
         print(f"\nPareto plot: {path}")
@@ -102,11 +101,15 @@ def _print_table(rows: list[dict[str, Any]], first_run: dict[str, Any]) -> None:
     )
 
 
-def _print_deltas(rows: list[dict[str, Any]], bases: tuple[str, ...]) -> None:
+def _print_deltas(rows: list[dict[str, Any]], config: DemoConfig) -> None:
+    from marginkit.tcm.train import TrainConfig, run_name
+
     by_name = {row["config"]: row for row in rows}
     print("\nOPIS(TCM) - OPIS(base) over its standard error (|delta|/SE < ~2: within noise):")
-    for base in bases:
-        off, on = by_name.get(base), by_name.get(f"{base} + TCM")
+    for base in config.base_losses:
+        settings: dict[str, Any] = {"base_loss": base, "hidden": tuple(config.hidden)}
+        names = [run_name(TrainConfig(use_tcm=flag, **settings)) for flag in (False, True)]
+        off, on = by_name.get(names[0]), by_name.get(names[1])
         if off is None or on is None:
             continue
         delta = on["opis/mean"] - off["opis/mean"]

@@ -199,6 +199,16 @@ def embed(model: torch.nn.Module, features: np.ndarray, batch_size: int = 1024) 
     return torch.cat(parts)
 
 
+def run_name(config: TrainConfig) -> str:
+    """Every setting that tells runs apart except the seed, e.g. ``proxy_anchor + TCM(0.9/0.5)``."""
+    name: str = config.base_loss
+    if config.use_tcm:
+        name += f" + TCM({config.tcm.margin_pos:g}/{config.tcm.margin_neg:g})"
+    if tuple(config.hidden) != (256, 256):
+        name += f" [hidden={'-'.join(map(str, config.hidden)) or 'linear'}]"
+    return name
+
+
 def open_world_data(source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_test, y_test)`` with disjoint train and test classes.
 
@@ -231,7 +241,11 @@ def train(config: TrainConfig, evaluate: bool = True) -> dict[str, Any]:
 
     x_train, y_train, x_test, y_test = open_world_data(config.data)
     result = train_embedder(config, x_train, y_train)
-    summary: dict[str, Any] = {"steps": result.steps}
+    summary: dict[str, Any] = {
+        "config": run_name(config),
+        "seed": config.seed,
+        "steps": result.steps,
+    }
     if result.history:
         per_epoch = [r["tcm/share_hard_neg"] for r in result.history if r["epoch"] == 0]
         last = [r["tcm/share_hard_neg"] for r in result.history if r["epoch"] == config.epochs - 1]
