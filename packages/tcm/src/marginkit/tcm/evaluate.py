@@ -68,8 +68,7 @@ def threshold_at_far(
     -------
     (threshold, tar)
     """
-    from marginkit.tcm.config import OPISConfig
-    from marginkit.tcm.opis import _far_range_thresholds
+    from marginkit.tcm.opis import negative_quantiles
 
     if not 0.0 < far < 1.0:
         raise ValueError(f"far must be in (0, 1), got {far}")
@@ -81,9 +80,7 @@ def threshold_at_far(
     codes_t = torch.as_tensor(codes, device=unit.device)
     everyone = torch.ones(len(codes), dtype=torch.bool, device=unit.device)
     tile = tile_size_for(memory_budget_mb, unit.shape[0])
-    # The FAR range (far/2, far) has its lower threshold at Q(1 - far).
-    config = OPISConfig(far_range=(far / 2, far), memory_budget_mb=memory_budget_mb)
-    threshold, _ = _far_range_thresholds(unit, codes_t, everyone, config, tile)
+    (threshold,), _ = negative_quantiles(unit, codes_t, everyone, [1.0 - far], tile)
     accepted = total = 0
     for pairs in iter_pair_tiles(unit, tile):
         row_labels, col_labels = codes_t[pairs.row_index], codes_t[pairs.col_index]

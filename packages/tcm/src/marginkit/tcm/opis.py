@@ -239,12 +239,27 @@ def _far_range_thresholds(
         scores = _sampled_negatives(unit, codes, in_set, config)
         d_min, d_max = np.quantile(scores, [1.0 - f_hi, 1.0 - f_lo], method="linear")
         return _checked_range(float(d_min), float(d_max), config.far_range, scores.size)
-    # The linear quantile at q of n sorted values interpolates ranks floor(h), floor(h) + 1
-    # with h = (n - 1) q; a histogram sweep finds n, then the needed ranks are picked.
+    quantiles, total = negative_quantiles(unit, codes, in_set, [1.0 - f_hi, 1.0 - f_lo], tile)
+    return _checked_range(quantiles[0], quantiles[1], config.far_range, total)
+
+
+def negative_quantiles(
+    unit: torch.Tensor,
+    codes: torch.Tensor,
+    in_set: torch.Tensor,
+    levels: list[float],
+    tile: int,
+) -> tuple[list[float], int]:
+    """Exact numpy-"linear" quantiles of all negative-pair similarities, by blocked sweeps.
+
+    The linear quantile at ``q`` of ``n`` sorted values interpolates the values of ranks
+    ``floor(h)`` and ``floor(h) + 1`` with ``h = (n - 1) q``; a histogram sweep finds ``n``,
+    a second one picks the needed ranks. Returns ``(quantiles, n)``.
+    """
     _, total = negative_order_statistics(unit, codes, in_set, np.zeros(0, dtype=np.int64), tile)
     if total == 0:
         raise ValueError("the embeddings have no negative pair; OPIS needs two classes")
-    positions = [(total - 1) * (1.0 - f_hi), (total - 1) * (1.0 - f_lo)]
+    positions = [(total - 1) * level for level in levels]
     ranks = sorted(
         {min(int(math.floor(h)) + step, total - 1) for h in positions for step in (0, 1)}
     )
@@ -254,8 +269,8 @@ def _far_range_thresholds(
     for h in positions:
         low = int(math.floor(h))
         high = min(low + 1, total - 1)
-        quantiles.append(by_rank[low] + (h - low) * (by_rank[high] - by_rank[low]))
-    return _checked_range(quantiles[0], quantiles[1], config.far_range, total)
+        quantiles.append(float(by_rank[low] + (h - low) * (by_rank[high] - by_rank[low])))
+    return quantiles, total
 
 
 def _sampled_negatives(
