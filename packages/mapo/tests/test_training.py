@@ -191,3 +191,28 @@ def test_bad_settings_are_named(tmp_path, jsonl_data, tiny_sd15):
         Trainer(_config(tmp_path, jsonl_data, train_batch_size=16), parts=tiny_sd15)
     with pytest.raises(ValueError, match="data_path"):
         Trainer(_config(tmp_path, jsonl_data, data_path=""), parts=tiny_sd15)
+
+
+def test_bf16_lora_keeps_adapters_and_vae_fp32_with_gradient_checkpointing(
+    tmp_path, jsonl_data, tiny_sdxl
+):
+    config = _config(
+        tmp_path,
+        jsonl_data,
+        mode="lora",
+        objective="dpo",
+        max_train_steps=1,
+        mixed_precision="bf16",
+        gradient_checkpointing=True,
+        cpu=True,
+    )
+    trainer = Trainer(config, parts=tiny_sdxl)
+    history = trainer.train().history
+    unet = trainer.parts.unet
+    trainable = [p for p in unet.parameters() if p.requires_grad]
+    frozen = [p for p in unet.parameters() if not p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
+    assert all(p.dtype == torch.bfloat16 for p in frozen)
+    assert all(p.dtype == torch.float32 for p in trainer.parts.vae.parameters())
+    assert unet.is_gradient_checkpointing
+    assert math.isfinite(history[0]["loss"])

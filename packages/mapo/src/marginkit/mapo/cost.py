@@ -112,6 +112,8 @@ def measure(
         _tensor_bytes(state.values()) for state in trainer.optimizer.state_dict()["state"].values()
     )
     reference = trainer.reference_unet
+    # Limitation: on CPU the peak resident size includes allocator slack and the data
+    # pipeline, so the tally below is the cleaner comparison of the two objectives.
     peak = peak_memory_mb(device)
     return {
         "step_s": statistics.median(times[warmup:]),

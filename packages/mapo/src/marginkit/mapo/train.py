@@ -170,6 +170,8 @@ class Trainer:
 
         config, accelerator = self.config, self.accelerator
         params = [p for p in self.parts.unet.parameters() if p.requires_grad]
+        # Limitation: only the UNet is trained (no text-encoder LoRA), with torch's AdamW
+        # (no 8-bit optimizer, no EMA).
         optimizer = torch.optim.AdamW(
             params,
             lr=config.learning_rate,
