@@ -170,7 +170,12 @@ def _read_table(source: Any, split: str) -> Iterable[Mapping[str, Any]]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.suffix == ".parquet" or path.is_dir():
-            import pyarrow.parquet as pq
+            try:
+                import pyarrow.parquet as pq
+            except ImportError as error:
+                raise ImportError(
+                    "reading parquet needs pyarrow: pip install 'marginkit-mapo[data]'"
+                ) from error
 
             return pq.read_table(str(path)).to_pylist()
         if path.exists():
