@@ -316,4 +316,7 @@ class TCMLoss(torch.nn.Module):
 
 
 def _is_pml_loss(loss: Any) -> bool:
-    return type(loss).__module__.startswith("pytorch_metric_learning.")
+    """A pytorch-metric-learning loss or a subclass of one (without importing the library)."""
+    return any(
+        klass.__module__.startswith("pytorch_metric_learning.") for klass in type(loss).__mro__
+    )
