@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from marginkit.gradent.data import SentimentPairs, tiny_gpt2
-from marginkit.gradent.heatmap import plot_token_heatmap, token_heatmap
+from marginkit.gradent.heatmap import masked_products, plot_token_heatmap, token_heatmap
 from marginkit.gradent.logprobs import build_pair_batch, side_logps
 from marginkit.gradent.measure import measure_pairs
 
@@ -133,3 +133,18 @@ def test_png_writer_writes_an_image_and_checks_labels(tmp_path):
     assert matplotlib.image.imread(path).ndim == 3
     with pytest.raises(ValueError, match="labels"):
         plot_token_heatmap(heat, tmp_path / "bad.png", ["a"], ["b", "c"])
+
+
+def test_masked_products_pick_the_differing_tokens_and_all_ones_give_the_sequence(gpt2, pair):
+    # Output layer, chosen (0, 1) vs rejected (1, 2): masking the shared token 1 away on both
+    # sides leaves <g_0, g_2> = -0.32 with norms^2 0.38 and 0.98.
+    heat = token_heatmap(OutputLayerOnly([0.5, 0.3, 0.2]), _pair([0, 1], [1, 2]), params="all")
+    inner, n_w, n_l = masked_products(heat, [1, 0], [0, 1])
+    assert inner.item() == pytest.approx(-0.32, abs=1e-12)
+    assert (n_w.item() ** 2, n_l.item() ** 2) == pytest.approx((0.38, 0.98), abs=1e-12)
+    full = token_heatmap(gpt2, pair, params="all")
+    ones = torch.ones(5)
+    inner, n_w, n_l = masked_products(full, ones, ones)
+    assert inner.item() == pytest.approx(full.sequence_inner_product.item(), rel=1e-12)
+    with pytest.raises(ValueError, match="masks"):
+        masked_products(full, torch.ones(4), ones)

@@ -6,10 +6,12 @@ Modules: :mod:`~marginkit.gradent.losses` (the loss family, torch only),
 :mod:`~marginkit.gradent.predict` (first-order changes), :mod:`~marginkit.gradent.monitor`
 (a transformers ``TrainerCallback`` and plain hook), :mod:`~marginkit.gradent.normalized`
 and :mod:`~marginkit.gradent.masks` (mitigations), :mod:`~marginkit.gradent.heatmap`
-(token-level gradient cosines). The monitor and the tiny models import transformers; this
+(token-level gradient cosines), :mod:`~marginkit.gradent.batch` (full-batch Gram
+predictor). The monitor and the tiny models import transformers; this
 package root and the losses do not.
 """
 
+from marginkit.gradent.batch import BatchPrediction, batch_predict, gradient_gram
 from marginkit.gradent.heatmap import TokenHeatmap, plot_token_heatmap, token_heatmap
 from marginkit.gradent.logprobs import PairBatch, build_pair_batch, pair_logps, tokenize_pairs
 from marginkit.gradent.losses import LOSS_NAMES, PreferenceLossOutput, preference_loss
@@ -19,12 +21,15 @@ from marginkit.gradent.predict import predict_changes
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchPrediction",
     "LOSS_NAMES",
     "PairBatch",
     "PairStats",
     "PreferenceLossOutput",
     "TokenHeatmap",
+    "batch_predict",
     "build_pair_batch",
+    "gradient_gram",
     "measure_pairs",
     "pair_logps",
     "plot_token_heatmap",

@@ -121,18 +121,13 @@ def _study(config: StudyConfig) -> None:
     import torch
 
     from marginkit.gradent.data import tiny_gpt2
-    from marginkit.gradent.demo import probe_table, sft
+    from marginkit.gradent.demo import print_probe_table, probe_table, sft
 
     torch.set_num_threads(1)
     model = tiny_gpt2(seed=config.seed)
     if config.sft_steps:
         sft(model, steps=config.sft_steps, lr=3e-3, batch_size=16, seed=config.seed)
-    print(f"{'suffix':>6} {'mean cos':>9} {'n_l/n_w':>8} {'case1':>6} {'case2':>6} {'case3':>6}")
-    for row in probe_table(model, config.pairs, seed=config.seed):
-        print(
-            f"{row['suffix']:>6} {row['cos']:>9.3f} {row['norm_ratio']:>8.2f} "
-            f"{row['case1']:>6.2f} {row['case2']:>6.2f} {row['case3']:>6.2f}"
-        )
+    print_probe_table(probe_table(model, config.pairs, seed=config.seed))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

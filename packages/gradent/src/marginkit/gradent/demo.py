@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from marginkit.gradent.data import EOS, SentimentPairs, tiny_gpt2
+from marginkit.gradent.heatmap import masked_products, plot_token_heatmap, token_heatmap
 from marginkit.gradent.logprobs import PairBatch, pair_logps, side_logps
 from marginkit.gradent.losses import preference_loss
 from marginkit.gradent.masks import batch_diff_masks, position_masks
@@ -52,25 +53,67 @@ def sft(model: torch.nn.Module, steps: int, lr: float, batch_size: int, seed: in
     model.eval()
 
 
-def probe_table(model: torch.nn.Module, pairs: int, seed: int) -> list[dict[str, float]]:
+def diff_token_cosines(model: torch.nn.Module, data: SentimentPairs, pairs: int) -> torch.Tensor:
+    """Per pair (first ``pairs``), the cosine of the gradients of the diff-masked log-probs.
+
+    Only the tokens where chosen and rejected differ (the label) count: ``mu_w^T IP mu_l``
+    over the norms from the within-side Grams of :func:`token_heatmap`.
+    """
+    batch = data.batch()
+    count = min(pairs, len(batch))
+    masks_w, masks_l = batch_diff_masks(
+        [c + [EOS] for c in data.chosen[:count]], [r + [EOS] for r in data.rejected[:count]]
+    )
+    values = []
+    for row in range(count):
+        heat = token_heatmap(model, batch.select(slice(row, row + 1)), params="all")
+        inner, n_w, n_l = masked_products(heat, masks_w[row], masks_l[row])
+        values.append((inner / (n_w * n_l)).item())
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def probe_table(
+    model: torch.nn.Module, pairs: int, seed: int, diff_pairs: int = 12
+) -> list[dict[str, float]]:
+    """Per suffix length: mean cosine of the full responses and of the differing tokens only,
+    the norm ratio, the probability of the EOS right after the label, and DPO's cases."""
     rows = []
     for length in SUFFIX_LENGTHS:
-        batch = SentimentPairs(length, pairs, seed=10_000 + seed + length).batch()
+        data = SentimentPairs(length, pairs, seed=10_000 + seed + length)
+        batch = data.batch()
         with torch.no_grad():
             reference = pair_logps(model, batch)
+            _, tokens = side_logps(model, batch.chosen)
         stats = measure_pairs(model, batch, loss="dpo", params="all", reference=reference)
         cases = case_fractions(stats.predicted.case)
+        label_position = batch.chosen.response_mask[0, 1:].nonzero().flatten()[0]
         rows.append(
             {
                 "suffix": length,
                 "cos": stats.cosine.mean().item(),
+                "diff_cos": diff_token_cosines(model, data, diff_pairs).mean().item(),
                 "norm_ratio": (stats.rejected_norm / stats.chosen_norm).mean().item(),
+                "p_after_label": tokens[:, label_position + 1].exp().mean().item(),
                 "case1": cases["case/chosen_up_rejected_down"],
                 "case2": cases["case/both_down"],
                 "case3": cases["case/both_up"],
             }
         )
     return rows
+
+
+def print_probe_table(rows: list[dict[str, float]]) -> None:
+    """The probe table (the CLI's ``study`` prints the same)."""
+    print(
+        f"{'suffix':>6} {'mean cos':>9} {'diff cos':>9} {'n_l/n_w':>8} {'p(next|label)':>13} "
+        f"{'case1':>6} {'case2':>6} {'case3':>6}"
+    )
+    for row in rows:
+        print(
+            f"{row['suffix']:>6} {row['cos']:>9.3f} {row['diff_cos']:>9.3f} "
+            f"{row['norm_ratio']:>8.2f} {row['p_after_label']:>13.3f} "
+            f"{row['case1']:>6.2f} {row['case2']:>6.2f} {row['case3']:>6.2f}"
+        )
 
 
 def _masked_logps(model: torch.nn.Module, batch: PairBatch, grids: tuple) -> tuple:
@@ -125,12 +168,14 @@ def train_variant(
     trajectory.append((chosen.mean().item(), rejected.mean().item()))
     delta_w, delta_l = chosen - reference[0], rejected - reference[1]
     stats = measure_pairs(model, batch, params="all")
+    diff_cos = diff_token_cosines(model, data, 12)
     return {
         "delta_chosen": delta_w.mean().item(),
         "delta_rejected": delta_l.mean().item(),
         "chosen_below_start": (delta_w < 0).double().mean().item(),
         "rejected_above_start": (delta_l > 0).double().mean().item(),
         "final_cos": stats.cosine.mean().item(),
+        "final_diff_cos": diff_cos.mean().item(),
         "trajectory": trajectory,
     }
 
@@ -166,13 +211,12 @@ def run_demo(config: Any) -> dict[str, Any]:
     sft(model, steps=config.sft_steps, lr=3e-3, batch_size=16, seed=0)
     probe = probe_table(model, config.probe_pairs, seed=0)
     print(f"SFT {config.sft_steps} steps done in {time.perf_counter() - start:.0f}s")
-    print("\nprobe (DPO at the SFT reference, all parameters)")
-    print(f"{'suffix':>6} {'mean cos':>9} {'n_l/n_w':>8} {'case1':>6} {'case2':>6} {'case3':>6}")
-    for row in probe:
-        print(
-            f"{row['suffix']:>6} {row['cos']:>9.3f} {row['norm_ratio']:>8.2f} "
-            f"{row['case1']:>6.2f} {row['case2']:>6.2f} {row['case3']:>6.2f}"
-        )
+    print("\nprobe (DPO at the SFT reference, all parameters; diff cos: differing tokens only;")
+    print("p(next|label): the model's probability of the token after the label, EOS at suffix 0)")
+    print_probe_table(probe)
+    example = SentimentPairs(8, 1, seed=10_008)
+    heat = token_heatmap(model, example.batch(), params="all")
+    plot_token_heatmap(heat, output / "heatmap_suffix8.png", title="suffix 8, token cosines")
     results: dict[str, list[dict[str, Any]]] = {"dpo": [], "normalized": [], "masked": []}
     for seed in range(config.seeds):
         data = SentimentPairs(8, config.train_pairs, seed=20_000 + seed)
@@ -181,7 +225,7 @@ def run_demo(config: Any) -> dict[str, Any]:
     print(f"\ntraining on suffix 8, {config.train_steps} full-batch steps, {config.seeds} seeds")
     print(
         f"{'method':>10} {'seed':>4} {'d chosen':>9} {'d rejected':>10} "
-        f"{'chosen<start':>12} {'rejected>start':>14} {'final cos':>9}"
+        f"{'chosen<start':>12} {'rejected>start':>14} {'final cos':>9} {'diff cos':>9}"
     )
     for method, runs in results.items():
         for seed, run in enumerate(runs):
@@ -189,13 +233,13 @@ def run_demo(config: Any) -> dict[str, Any]:
                 f"{method:>10} {seed:>4} {run['delta_chosen']:>9.3f} "
                 f"{run['delta_rejected']:>10.3f} "
                 f"{run['chosen_below_start']:>12.2f} {run['rejected_above_start']:>14.2f} "
-                f"{run['final_cos']:>9.3f}"
+                f"{run['final_cos']:>9.3f} {run['final_diff_cos']:>9.3f}"
             )
     _plot(results, output / "trajectories.png")
     summary = {"probe": probe, "training": results}
     (output / "results.json").write_text(json.dumps(summary, indent=1))
     print(
-        f"\nwrote {output / 'trajectories.png'} and results.json in "
+        f"\nwrote {output / 'trajectories.png'}, heatmap_suffix8.png and results.json in "
         f"{time.perf_counter() - start:.0f}s"
     )
     return summary

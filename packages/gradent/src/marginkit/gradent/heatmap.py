@@ -85,6 +85,38 @@ class TokenHeatmap:
         ).sqrt()
 
 
+def masked_products(
+    heatmap: TokenHeatmap, chosen_mask: Tensor, rejected_mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Inner product and norms of the gradients of masked log-probs ``u~ = sum_t mu_t l_t``.
+
+    ``<grad u~_w, grad u~_l> = mu_w^T IP mu_l``, ``||grad u~_w||^2 = mu_w^T G^w mu_w`` and
+    likewise for the rejected side; with all-ones masks these are ``ip``, ``n_w``, ``n_l``.
+
+    Parameters
+    ----------
+    chosen_mask, rejected_mask:
+        Weights ``(T_w,)`` and ``(T_l,)`` over the response tokens (e.g. from
+        :func:`~marginkit.gradent.masks.diff_mask`).
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(ip, n_w, n_l)``, float64 scalars; the cosine is ``ip / (n_w n_l)``.
+    """
+    mu_w = torch.as_tensor(chosen_mask, dtype=torch.float64)
+    mu_l = torch.as_tensor(rejected_mask, dtype=torch.float64)
+    if mu_w.shape != heatmap.chosen_tokens.shape or mu_l.shape != heatmap.rejected_tokens.shape:
+        raise ValueError(
+            f"masks of shapes {tuple(mu_w.shape)}, {tuple(mu_l.shape)} for responses of "
+            f"{heatmap.chosen_tokens.numel()} and {heatmap.rejected_tokens.numel()} tokens"
+        )
+    inner = mu_w @ heatmap.inner_product @ mu_l
+    n_w = (mu_w @ heatmap.chosen_gram @ mu_w).clamp_min(0).sqrt()
+    n_l = (mu_l @ heatmap.rejected_gram @ mu_l).clamp_min(0).sqrt()
+    return inner, n_w, n_l
+
+
 def _token_grads(
     model: torch.nn.Module,
     side: SideBatch,
