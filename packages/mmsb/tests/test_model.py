@@ -100,3 +100,24 @@ def test_trajectories_pass_through_snapshot_particles(refined, linear_data):
 def test_prediction_outside_the_fitted_range_is_an_error(refined):
     with pytest.raises(ValueError, match="outside the fitted range"):
         refined.predict_marginal(5.0, 10)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sigma": 0.0}, "sigma must be positive"),
+        ({"bridge": "sinkhorn_fast"}, "bridge must be one of"),
+        ({"bridge": "exact_ot"}, "without refinement"),
+        ({"damping": 0.0}, "damping"),
+    ],
+)
+def test_bad_settings_are_rejected_with_the_field_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SBIRRConfig(**changes)
+
+
+def test_official_preset_uses_the_gp_bridge_without_stopping_rule():
+    config = SBIRRConfig.preset("official")
+    assert (config.bridge, config.ipf_iter, config.n_outer, config.tol) == ("gp_ipf", 10, 10, 0.0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        SBIRRConfig.preset("fast")

@@ -65,6 +65,8 @@ class SBIRRConfig:
             raise ValueError("dt_max must be positive and min_steps, lna_substeps at least 1")
         if not 0 < self.damping <= 1:
             raise ValueError(f"damping must lie in (0, 1], got {self.damping}")
+        if self.bridge == "exact_ot" and self.n_outer > 0:
+            raise ValueError("bridge='exact_ot' is a baseline without refinement; set n_outer=0")
         if self.n_outer < 0 or self.tol < 0 or self.ipf_iter < 1 or self.sigma_anneal < 1:
             raise ValueError("n_outer, tol must be >= 0, ipf_iter >= 1, sigma_anneal >= 1")
 
