@@ -8,7 +8,7 @@
 3. HMM (D=32, K=5): two-stage MLE; |log p(x_S) error| by |S| for MaM and AO-ARM-E against
    the forward algorithm.
 
-    python benchmarks/run.py [--width 256] [--repeats 3] [--skip-training]
+    python benchmarks/run.py [--width 256] [--repeats 3] [--threads 1] [--skip-training]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def speed(width: int, repeats: int, generator: torch.Generator) -> None:
         x = torch.randint(0, 2, (16, dim), generator=generator)
         for size in (dim // 8, dim // 2, dim):
             single = time_marginals(model, x, size, 1, repeats, generator)
-            ensemble = time_marginals(model, x, size, 5, 1, generator)
+            ensemble = time_marginals(model, x, size, 5, repeats, generator)
             print(
                 f"{dim:>5} {size:>5} {1e3 * single['time/mam']:>9.3f} "
                 f"{1e3 * single['time/aoarm']:>9.2f} {1e3 * ensemble['time/aoarm']:>9.2f} "
@@ -138,8 +138,14 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 keeps ratios stable on a shared machine",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
     speed(args.width, args.repeats, generator)
     if not args.skip_training:

@@ -142,6 +142,7 @@ class ResBlock(nn.Module):
         return out + self.skip(hidden)
 
 
+# Limitation: one resolution level (one downsampling), even height and width only.
 class UNetTrunk(nn.Module):
     """Down path of a one-level U-Net over ``(H, W)`` images; returns the skip, the
     bottleneck and the |S| embedding for an up path (a head)."""

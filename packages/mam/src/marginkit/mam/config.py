@@ -94,7 +94,7 @@ class EBMConfig:
 
 @dataclasses.dataclass
 class SampleConfig:
-    """Draw samples (or inpaint) from a trained checkpoint."""
+    """Draw samples from a trained checkpoint (p_phi ancestral or the f_theta ratio sampler)."""
 
     checkpoint: str = "outputs/mam/mle"
     num_samples: int = 16

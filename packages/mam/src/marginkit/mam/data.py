@@ -45,6 +45,8 @@ def load_digits_binary(
     return DiscreteDataset(flat[:num_train], flat[num_train:], levels, (8, 8))
 
 
+# Limitation: only integer arrays are read; CSV / pandas tables with per-column
+# vocabularies, text corpora and MNIST .amat files have no loader.
 def load_codes(path: str, num_categories: int = 0, test_fraction: float = 0.1, seed: int = 0):
     """A ``.npy`` / ``.npz`` file of codes as a :class:`DiscreteDataset` (seeded split)."""
     array = load_array(path)["x"]

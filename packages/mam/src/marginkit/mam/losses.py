@@ -190,6 +190,8 @@ def eb_kl_loss(
     Because ``sum_b A_b = 0`` the gradient of ``f_theta(empty)`` cancels in the first term,
     so ``f_theta`` may stay unnormalised and ``c`` does not enter the KL gradient.
     """
+    # Limitation: samples come from p_phi, not p_theta, and are not importance-weighted
+    # (no self-normalised weights exp(log p_theta - log p_phi(x|sigma))).
     num_variables = samples.shape[1]
     scores = network(samples, torch.ones_like(samples, dtype=torch.bool), output="score")
     check_finite(scores, "f_theta on samples")

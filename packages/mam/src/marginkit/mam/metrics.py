@@ -220,6 +220,8 @@ def energy_metrics(
     return results
 
 
+# Limitation: the correlation metric's variant generation (erase n variables, regenerate)
+# and the Spearman / Pearson averages are not implemented; only the filter is.
 def correlation_filter(scores: torch.Tensor, tau: float = 5.0) -> torch.Tensor:
     """Indices of ``scores`` kept for the correlation metric, in descending score order.
 

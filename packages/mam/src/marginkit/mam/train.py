@@ -73,6 +73,8 @@ def load_model(path: str | Path, device: str = "cpu") -> MarginalizationModel:
     return model.to(device).eval()
 
 
+# Limitation: tested on one process only; under `accelerate launch` each step calls the
+# wrapped model several times before one backward pass, which DDP may need told about.
 def _accelerator(device: str, mixed_precision: str = "no"):
     chosen = select_device(None if device == "auto" else device)
     return make_accelerator(mixed_precision=mixed_precision, cpu=chosen.type == "cpu")
