@@ -1,6 +1,6 @@
 """Benchmarks of marginkit-tcm; every number is a ratio to a baseline measured in this run.
 
-1. OPIS: the blocked computation (tiles sized from a 512 MB budget) against the direct
+1. OPIS: the blocked computation (tiles sized from ``--memory-budget-mb``) against the direct
    one that holds the full ``N x N`` similarity matrix and its per-pair work at once (at
    a size the direct one still fits), time and peak memory, and
    the blocked one alone at larger sizes. Each case runs in its own process so that peak
@@ -37,6 +37,8 @@ class BenchConfig:
     loss_batches: tuple[int, ...] = (256, 1024)
     """Batch sizes of the TCM loss timing (4096 needs ~2x8 GB for PML's pair gathers)."""
     loss_dim: int = 128
+    memory_budget_mb: float = 64.0
+    """Tile budget of the blocked OPIS (the library default is 512 MB)."""
     device: str = "cpu"
     case: str = ""
     """Internal: run one measurement in this process and print it as JSON."""
@@ -59,9 +61,10 @@ def _run_case(config: BenchConfig) -> dict:
     start = time.perf_counter()
     value = None
     if kind == "blocked":
-        from marginkit.tcm.opis import compute_opis
+        from marginkit.tcm.opis import OPISConfig, compute_opis
 
-        value = compute_opis(points, labels, device=config.device).opis
+        opis_config = OPISConfig(memory_budget_mb=config.memory_budget_mb)
+        value = compute_opis(points, labels, opis_config, device=config.device).opis
     elif kind == "direct":
         from marginkit.tcm.opis import compute_opis
 
@@ -75,6 +78,7 @@ def _run_case(config: BenchConfig) -> dict:
 def _spawn(config: BenchConfig, case: str) -> dict:
     args = [sys.executable, __file__, "--case", case, "--dim", str(config.dim)]
     args += ["--classes", str(config.classes), "--device", config.device]
+    args += ["--memory-budget-mb", str(config.memory_budget_mb)]
     output = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
