@@ -112,3 +112,11 @@ def test_non_finite_log_f_raises_unless_a_floor_is_given():
     assert clean_log_f(log_f, -50.0).tolist() == [0.0, -50.0, 1.0]
     with pytest.raises(FloatingPointError, match="NaN"):
         clean_log_f(torch.tensor([float("nan"), 0.0]), -50.0)
+
+
+def test_non_finite_logits_raise_instead_of_training_on_nan():
+    def network(values, observed, output="logits"):
+        return torch.full((*values.shape, 2), float("nan"))
+
+    with pytest.raises(FloatingPointError, match="conditional log-probabilities"):
+        aoarm_loss(network, torch.zeros(4, 3, dtype=torch.long))

@@ -127,3 +127,15 @@ def test_energy_metrics_of_an_exact_model_recover_log_z_and_zero_gap(exact_netwo
     assert results["eb/kl"] == pytest.approx(0.0, abs=1e-4)
     assert results["eb/log_z_is"] == pytest.approx(7.115373, abs=1e-4)
     assert results["eb/theta_phi_gap"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_marginal_error_by_size_is_zero_for_exact_marginals(exact_network, random_target):
+    from marginkit.mam.metrics import marginal_error_by_size
+
+    network = exact_network(random_target, 3, 3)
+    x = network.target.sample(32, torch.Generator().manual_seed(0))
+    errors = marginal_error_by_size(network, x, network.target.log_marginal, [1, 2], num_orders=2)
+    assert max(errors.values()) < 1e-4
+    assert sorted(errors) == sorted(
+        f"marg/abs_err_{kind}@{size}" for kind in ("mam", "aoarm_e") for size in (1, 2)
+    )

@@ -165,3 +165,24 @@ def test_energy_based_training_rejects_batch_of_one_and_nan_energies(tmp_path):
     )
     with pytest.raises(FloatingPointError, match="NaN"):
         train_ebm(broken, 9, 2, config)
+
+
+def test_head_layout_stage_two_trains_only_the_marginal_head(tmp_path):
+    data = torch.randint(0, 2, (256, 8), generator=torch.Generator().manual_seed(0))
+    from marginkit.mam.train import build_model
+
+    model = build_model(ModelSettings(width=16, depth=1, layout="head"), 8, 2)
+    before = [p.detach().clone() for p in model.conditional_parameters()]
+    head_before = [p.detach().clone() for p in model.marginal_parameters()]
+    config = MLEConfig(
+        stage1_steps=0,
+        stage2_steps=5,
+        batch_size=64,
+        lr_stage2=1e-2,
+        device="cpu",
+        output_dir=str(tmp_path),
+        checkpoint_every=10**6,
+    )
+    trained, _ = train_mle(data, config, model=model)
+    assert all(torch.equal(a, b) for a, b in zip(before, trained.conditional_parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, trained.marginal_parameters()))
