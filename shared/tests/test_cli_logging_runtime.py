@@ -58,3 +58,25 @@ def test_accelerator_accumulates_gradients_over_micro_batches():
 def test_accelerator_rejects_unknown_precision():
     with pytest.raises(ValueError, match="mixed_precision='fp12'"):
         make_accelerator(mixed_precision="fp12")
+
+
+def test_importing_shared_and_its_cli_does_not_import_torch():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, marginkit.shared, marginkit.shared.cli, marginkit.shared.logging\n"
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_lazy_exports_resolve_to_the_defining_modules():
+    import marginkit.shared as shared
+    from marginkit.shared import checkpoint, seeding
+
+    assert shared.save_checkpoint is checkpoint.save_checkpoint
+    assert shared.seed_everything is seeding.seed_everything
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        shared.missing  # noqa: B018
