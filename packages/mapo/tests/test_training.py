@@ -193,8 +193,18 @@ def test_bad_settings_are_named(tmp_path, jsonl_data, tiny_sd15):
         Trainer(_config(tmp_path, jsonl_data, data_path=""), parts=tiny_sd15)
 
 
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide precision; reset it around a bf16 run."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
 def test_bf16_lora_keeps_adapters_and_vae_fp32_with_gradient_checkpointing(
-    tmp_path, jsonl_data, tiny_sdxl
+    tmp_path, jsonl_data, tiny_sdxl, fresh_accelerate_state
 ):
     config = _config(
         tmp_path,
