@@ -90,3 +90,28 @@ def test_dense_retriever_finds_identical_text_with_cosine_one():
 def test_hashing_encoder_counts_tokens():
     matrix = HashingEncoder(16)(["aa aa bb"])
     assert matrix.sum() == 3 and np.sort(matrix[0])[-1] >= 2
+
+
+class CountingEncoder(HashingEncoder):
+    def __init__(self):
+        super().__init__(dim=64)
+        self.calls = []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        return super().__call__(texts)
+
+
+def test_dense_passage_embeddings_are_cached_on_disk_and_queries_in_memory(tmp_path):
+    first = CountingEncoder()
+    DenseRetriever(TOY, first, cache_dir=tmp_path)
+    assert len(first.calls) == 1 and len(list(tmp_path.glob("*.npy"))) == 1
+    second = CountingEncoder()
+    retriever = DenseRetriever(TOY, second, cache_dir=tmp_path)
+    assert second.calls == []  # same corpus and encoder name: read from the cache
+    retriever.search(["cat", "dog", "cat"], 2)
+    retriever.search(["cat"], 2)
+    assert second.calls == [["cat", "dog"]]  # each distinct query encoded once
+    changed = {**TOY, "d3": Passage("d3", "bird")}
+    DenseRetriever(changed, second, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # another corpus gets its own file

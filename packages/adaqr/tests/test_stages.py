@@ -26,6 +26,11 @@ def test_rules_score_pairs_pipeline_resumes_without_redoing_turns(config):
 
     # Keep only half the scored turns, as if the stage had been interrupted.
     scored_path = stages.score(config, inputs)
+    manifest = json.loads((scored_path.parent / "manifests" / "score.json").read_text())
+    # the cpu-tiny preset's BM25 settings, recorded with the output they produced
+    assert manifest["retriever"]["method"] == "lucene"
+    assert (manifest["retriever"]["k1"], manifest["retriever"]["b"]) == (0.9, 0.4)
+    assert manifest["config"]["k"] == 5 and manifest["output"] == str(scored_path)
     full = read_jsonl(scored_path)
     kept = full[: len(full) // 2]
     scored_path.write_text("".join(json.dumps(r) + "\n" for r in kept))

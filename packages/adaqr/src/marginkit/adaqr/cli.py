@@ -70,6 +70,13 @@ class DemoConfig:
     """Also evaluate with the MiniLM dense retriever (needs the `dense` extra)."""
     neural: bool = True
     """Run the tiny-rewriter SFT + DPO part (minutes); False keeps only the fast part."""
+    sft_epochs: float = 5.0
+    """SFT epochs of the tiny rewriter on the seed split."""
+    dpo_epochs: float = 1.0
+    max_pairs: int = 320
+    """DPO trains on a seeded subsample of this many reward pairs of the pool (0 = all)."""
+    monitor_every: int = 10
+    """Steps between entanglement-monitor records during DPO."""
 
 
 def _make_data(config: MakeDataConfig) -> None:
@@ -149,6 +156,12 @@ def _evaluate(config: EvaluateConfig) -> None:
     if config.crosscheck:
         columns.append("crosscheck")
     print(stages.format_table(rows, columns))
+    from marginkit.adaqr.data import write_json_atomic
+    from marginkit.adaqr.manifest import write_manifest
+
+    path = f"{config.run_dir}/evaluation-{config.retriever}.json"
+    write_json_atomic(path, rows)
+    write_manifest(config, f"evaluate-{config.retriever}", path, retriever=retriever)
 
 
 def _demo(config: DemoConfig) -> None:

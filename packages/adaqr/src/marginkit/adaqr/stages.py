@@ -28,6 +28,7 @@ from marginkit.adaqr.data import (
     write_jsonl_atomic,
 )
 from marginkit.adaqr.embedded import load_split
+from marginkit.adaqr.manifest import write_manifest
 from marginkit.adaqr.metrics import crosscheck_pytrec_eval, evaluate_run
 from marginkit.adaqr.pairs import build_pairs
 from marginkit.adaqr.prompts import render_prompt
@@ -112,7 +113,7 @@ def make_retriever(config: AdaQRConfig, passages: Mapping[str, Passage]) -> Retr
             from marginkit.adaqr.retrieval import MiniLMEncoder
 
             encoder = MiniLMEncoder()
-        retriever = DenseRetriever(passages, encoder)
+        retriever = DenseRetriever(passages, encoder, cache_dir=config.embedding_cache or None)
     else:
         raise ValueError(f"retriever must be 'bm25' or 'dense', got {config.retriever!r}")
     if config.tau > 0:
@@ -150,6 +151,7 @@ def sample_rules(config: AdaQRConfig, turns: Iterable[Turn]) -> Path:
                 {"turn_id": turn.id, "candidates": rule_candidates(turn, config.num_candidates)}
             )
     out.save()
+    write_manifest(config, "sample", out.path, generator="rules", turns=len(out.records))
     return out.path
 
 
@@ -177,6 +179,15 @@ def score(config: AdaQRConfig, inputs: Inputs, scorer: RewardScorer | None = Non
         scored = scorer.score_turn(turns[turn_id], deduplicate(record["candidates"]))
         out.add({"turn_id": turn_id, "candidates": [c.to_json() for c in scored]})
     out.save()
+    write_manifest(
+        config,
+        "score",
+        out.path,
+        retriever=getattr(scorer, "retriever", None),
+        reader=getattr(scorer, "reader", None),
+        tau=getattr(scorer, "tau", None),
+        turns=len(out.records),
+    )
     return out.path
 
 
@@ -204,6 +215,7 @@ def pairs(config: AdaQRConfig, inputs: Inputs) -> tuple[Path, dict[str, float]]:
         "unscored_share": unscored / max(candidates_total, 1),
     }
     write_json_atomic(run_dir / "pairs_stats.json", stats)
+    write_manifest(config, "pairs", run_dir / "pairs.jsonl", statistics=stats)
     logger.info("pairs: %s", stats)
     return run_dir / "pairs.jsonl", stats
 

@@ -22,6 +22,7 @@ from typing import Any
 from marginkit.adaqr.config import AdaQRConfig
 from marginkit.adaqr.data import read_jsonl
 from marginkit.adaqr.embedded import load_split
+from marginkit.adaqr.manifest import write_manifest
 from marginkit.adaqr.prompts import completion_text, fit_prompt, render_prompt
 from marginkit.adaqr.reward import deduplicate
 from marginkit.adaqr.rewriter import (
@@ -97,10 +98,31 @@ def initial_rewriter(config: AdaQRConfig, inputs: Inputs) -> tuple[Any, Any]:
     return tiny_gpt2(tokenizer, width=config.tiny_width), tokenizer
 
 
+def mixed_precision(precision: str) -> dict[str, bool]:
+    """TRL's ``bf16``/``fp16`` flags for ``precision`` ('auto', 'bf16', 'fp16', 'fp32').
+
+    TRL's configs default to ``bf16=True``, which on a CPU runs every forward under bf16
+    autocast (slower there, and log-probs off by ~1e-3); 'auto' is bf16 on a CUDA device
+    that supports it and fp32 otherwise.
+    """
+    import torch
+
+    from marginkit.shared import resolve_dtype
+
+    if precision == "auto":
+        cuda = torch.cuda.is_available()
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    else:
+        dtype = resolve_dtype(precision)
+    return {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16}
+
+
 def _training_arguments(config: AdaQRConfig, stage: str) -> dict[str, Any]:
     import torch
 
     return {
+        **mixed_precision(config.precision),
+        "gradient_checkpointing": config.gradient_checkpointing,
         "output_dir": str(Path(config.run_dir) / f"{stage}-trainer"),
         "seed": config.seed,
         "report_to": [],
@@ -152,6 +174,7 @@ def sft(config: AdaQRConfig, inputs: Inputs) -> Path:
     trained.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _write_log(out / "train_log.jsonl", trainer.state.log_history)
+    write_manifest(config, "sft", out, examples=len(records))
     logger.info("sft: %d examples, saved %s", len(records), out)
     return out
 
@@ -198,6 +221,7 @@ def sample(config: AdaQRConfig, inputs: Inputs, split: str = "pool") -> Path:
         for turn, candidates in zip(chunk, samples, strict=True):
             out.add({"turn_id": turn.id, "candidates": deduplicate(candidates)})
     out.save()
+    write_manifest(config, "sample", out.path, generator="model", turns=len(out.records))
     return out.path
 
 
@@ -242,37 +266,23 @@ def pair_records(
     return records
 
 
-def entanglement_monitor(
-    config: AdaQRConfig, tokenizer: Any, records: list[dict[str, str]], reference: Any
-) -> Any:
-    """marginkit-gradent's monitor on a fixed probe of the first (up to) 8 pairs."""
-    from marginkit.gradent.logprobs import tokenize_pairs
-    from marginkit.gradent.monitor import EntanglementMonitor
-
-    probe = tokenize_pairs(tokenizer, records[:8], append_eos=True)
-    return EntanglementMonitor(
-        probe,
-        loss="dpo",
-        every=config.monitor_every,
-        reference=reference,
-        learning_rate=config.dpo_lr,
-        loss_kwargs={"beta": config.beta},
-        output_dir=Path(config.run_dir) / "dpo-monitor",
-    )
-
-
 def dpo(
     config: AdaQRConfig, inputs: Inputs | None = None, callbacks: list[Any] | None = None
 ) -> Path:
     """``dpo``: align the SFT rewriter on run_dir/pairs.jsonl; saves run_dir/dpo.
 
-    TRL's DPOTrainer with ``loss_type`` (``"sigmoid"`` is DPO:
+    TRL's DPOTrainer (:class:`~marginkit.adaqr.dpo_trainer.AdaQRDPOTrainer`) with
+    ``loss_type``: ``"sigmoid"`` is DPO,
     :math:`L = -\\log\\sigma(\\beta[(\\log\\pi_\\theta(y_w|x) - \\log\\pi_{ref}(y_w|x))
-    - (\\log\\pi_\\theta(y_l|x) - \\log\\pi_{ref}(y_l|x))])`), with marginkit-gradent's
-    entanglement monitor attached every ``monitor_every`` steps.
+    - (\\log\\pi_\\theta(y_l|x) - \\log\\pi_{ref}(y_l|x))])`, computed by TRL; a name of
+    marginkit-gradent's ``LOSS_NAMES`` is computed by ``preference_loss`` (see
+    :func:`resolve_loss`). marginkit-gradent's entanglement monitor records every
+    ``monitor_every`` steps, in the same log record as the step's ``loss``.
     """
     import datasets
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
+
+    from marginkit.adaqr.dpo_trainer import AdaQRDPOTrainer, entanglement_monitor, resolve_loss
 
     run_dir = Path(config.run_dir)
     out = run_dir / "dpo"
@@ -283,8 +293,15 @@ def dpo(
     if not pairs_path.exists():
         raise FileNotFoundError(f"{pairs_path} is missing; run `pairs` first")
     model, tokenizer = load_rewriter(run_dir / "sft")
-    records = pair_records(config, tokenizer, read_jsonl(pairs_path), inputs)
+    pairs = read_jsonl(pairs_path)
+    if 0 < config.max_pairs < len(pairs):
+        # A seeded subsample, kept in file order, so a rerun trains on the same pairs.
+        keep = sorted(random.Random(config.seed).sample(range(len(pairs)), config.max_pairs))
+        logger.info("dpo: training on %d of %d pairs (max_pairs)", len(keep), len(pairs))
+        pairs = [pairs[i] for i in keep]
+    records = pair_records(config, tokenizer, pairs, inputs)
     reference = None if config.lora else _frozen_copy(model)
+    gradent_loss, trl_loss = resolve_loss(config.loss_type)
     arguments = DPOConfig(
         **_training_arguments(config, "dpo"),
         num_train_epochs=config.dpo_epochs,
@@ -293,10 +310,13 @@ def dpo(
         gradient_accumulation_steps=config.dpo_grad_accum,
         max_length=config.max_length,
         beta=config.beta,
-        loss_type=[config.loss_type],
+        loss_type=[trl_loss],
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
     )
-    trainer = DPOTrainer(
+    monitor = None
+    if config.monitor_every > 0:
+        monitor = entanglement_monitor(config, tokenizer, records, reference)
+    trainer = AdaQRDPOTrainer(
         model=model,
         ref_model=reference,
         args=arguments,
@@ -304,10 +324,9 @@ def dpo(
         processing_class=tokenizer,
         peft_config=lora_config(model, config) if config.lora else None,
         callbacks=callbacks,
+        gradent_loss=gradent_loss,
+        monitor=monitor,
     )
-    monitor = None
-    if config.monitor_every > 0:
-        monitor = entanglement_monitor(config, tokenizer, records, reference).attach(trainer)
     trainer.train()
     trained = trainer.model.merge_and_unload() if config.lora else trainer.model
     trained.save_pretrained(out)
@@ -315,6 +334,9 @@ def dpo(
     _write_log(out / "train_log.jsonl", trainer.state.log_history)
     if monitor is not None:
         monitor.save()
+    write_manifest(
+        config, "dpo", out, pairs=len(records), gradent_loss=gradent_loss, trl_loss=trl_loss
+    )
     return out
 
 
@@ -346,6 +368,7 @@ def rewrite(config: AdaQRConfig, inputs: Inputs, stage: str = "dpo") -> Path:
     for turn, (text,) in zip(pending, texts, strict=True):
         out.add({"turn_id": turn.id, "rewrite": text or turn.question})
     out.save()
+    write_manifest(config, f"rewrite-{stage}", out.path, turns=len(out.records))
     return out.path
 
 
