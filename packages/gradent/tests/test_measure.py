@@ -48,6 +48,7 @@ def test_vmap_in_chunks_equals_loop(model, batch, chunk_size):
     torch.testing.assert_close(vmapped.inner_product, loop.inner_product, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(vmapped.chosen_norm, loop.chosen_norm, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(vmapped.chosen_logps, loop.chosen_logps, rtol=1e-12, atol=1e-12)
+    assert (loop.strategy_used, vmapped.strategy_used) == ("loop", "vmap")
 
 
 def test_measurement_leaves_grads_mode_and_rng_untouched(model, batch):

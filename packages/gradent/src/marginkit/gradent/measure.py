@@ -94,6 +94,7 @@ def select_parameters(
 class PairStats:
     """Per-pair measurement, every field ``(batch,)`` (float64 where real).
 
+    ``strategy_used`` is ``"loop"`` or ``"vmap"`` (after any fallback of ``"auto"``).
     ``chosen_logps``/``rejected_logps`` are ``u``; ``*_mean_logps`` are ``u/|y|``; ratios and
     cosines are NaN where a norm is 0. ``predicted`` is filled when a loss was given
     (changes per unit learning rate).
@@ -109,6 +110,7 @@ class PairStats:
     chosen_weight: Tensor | None = None
     rejected_weight: Tensor | None = None
     predicted: PredictedChanges | None = None
+    strategy_used: str = ""
 
     @property
     def chosen_mean_logps(self) -> Tensor:
@@ -256,9 +258,11 @@ def measure_pairs(
     try:
         for p in selected.values():
             p.requires_grad_(True)
+        used = strategy
         if strategy == "loop":
             u_w, u_l, ip, n_w, n_l = _measure_loop(model, batch, selected)
         else:
+            used = "vmap"
             try:
                 u_w, u_l, ip, n_w, n_l = _measure_vmap(model, batch, selected, chunk_size)
             except Exception as error:  # noqa: BLE001 - fall back on any functorch failure
@@ -266,6 +270,7 @@ def measure_pairs(
                     raise
                 logger.warning("vmap measurement failed (%s); using the loop strategy", error)
                 u_w, u_l, ip, n_w, n_l = _measure_loop(model, batch, selected)
+                used = "loop"
     finally:
         for n, p in selected.items():
             p.requires_grad_(flags[n])
@@ -278,6 +283,7 @@ def measure_pairs(
         inner_product=ip,
         chosen_norm=n_w,
         rejected_norm=n_l,
+        strategy_used=used,
     )
     if loss is not None:
         attach_prediction(stats, loss, reference, learning_rate)

@@ -146,6 +146,9 @@ class EntanglementMonitor(TrainerCallback):
         stats = measure_pairs(
             model, probe, params=self.params, strategy=self.strategy, chunk_size=self.chunk_size
         )
+        if self.strategy == "auto" and stats.strategy_used == "loop":
+            # vmap failed once (logged by measure_pairs): do not retry it at every record.
+            self.strategy = "loop"
         reference = tuple(r.to(stats.chosen_logps.device) for r in self.reference)
         attach_prediction(stats, self.loss, reference, self.learning_rate, **self.loss_kwargs)
         metrics = summarize(stats)
