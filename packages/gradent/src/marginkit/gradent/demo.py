@@ -2,12 +2,14 @@
 
 1. SFT of a tiny GPT-2 on prompt + chosen (Adam); the SFT model is the reference.
 2. Probe fresh pairs whose responses differ in one token (suffix length 0) or share a
-   suffix of 2, 8 or 12 tokens: mean gradient cosine, norm ratio ``n_l/n_w`` and DPO's
-   predicted case fractions.
+   suffix of 2, 8 or 12 tokens: mean gradient cosine of the full responses and of the
+   differing tokens only (from token heat-maps), norm ratio ``n_l/n_w``, the probability of
+   the token after the label and DPO's predicted case fractions; a heat-map PNG of one pair.
 3. On suffix length 8, full-batch training with DPO (SGD), the pairwise normalised update
    and diff-masked DPO, for several seeds (normalised: ``c = |m'(z)|`` of DPO): mean
    change of the chosen and rejected log-probs, the share of pairs whose chosen log-prob
-   ends below its start, and the trajectories (a PNG).
+   ends below its start, the final cosines (full and differing tokens), and the
+   trajectories (a PNG).
 """
 
 from __future__ import annotations
