@@ -1,6 +1,9 @@
 """The trainer on tiny pipelines: loss goes down, DPO starts at ln 2, resume, round trips."""
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -193,36 +196,52 @@ def test_bad_settings_are_named(tmp_path, jsonl_data, tiny_sd15):
         Trainer(_config(tmp_path, jsonl_data, data_path=""), parts=tiny_sd15)
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps one process-wide precision; reset it around a bf16 run."""
-    from accelerate.state import AcceleratorState
+# accelerate keeps one precision per process (its AcceleratorState is a singleton set by
+# the first Accelerator), and earlier tests here already made an fp32 one. The bf16 run
+# therefore happens in a fresh Python process, which reports the dtypes it found as JSON.
+_BF16_CHILD = """
+import json, math, sys
+import torch
+torch.set_num_threads(1)
+from marginkit.mapo.config import TrainConfig
+from marginkit.mapo.tiny import tiny_parts
+from marginkit.mapo.train import Trainer
 
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
+data, out = sys.argv[1], sys.argv[2]
+config = TrainConfig(
+    data_format="jsonl", data_path=data, resolution=16, train_batch_size=2,
+    gradient_accumulation_steps=1, max_train_steps=1, learning_rate=1e-3,
+    checkpointing_steps=0, output_dir=out, resume=False, mode="lora", objective="dpo",
+    mixed_precision="bf16", gradient_checkpointing=True, cpu=True,
+)
+trainer = Trainer(config, parts=tiny_parts(sdxl=True, seed=0))
+history = trainer.train().history
+unet = trainer.parts.unet
+report = {
+    "trainable": sorted({str(p.dtype) for p in unet.parameters() if p.requires_grad}),
+    "frozen": sorted({str(p.dtype) for p in unet.parameters() if not p.requires_grad}),
+    "vae": sorted({str(p.dtype) for p in trainer.parts.vae.parameters()}),
+    "checkpointing": bool(unet.is_gradient_checkpointing),
+    "finite_loss": math.isfinite(history[0]["loss"]),
+}
+print("REPORT " + json.dumps(report))
+"""
 
 
-def test_bf16_lora_keeps_adapters_and_vae_fp32_with_gradient_checkpointing(
-    tmp_path, jsonl_data, tiny_sdxl, fresh_accelerate_state
-):
-    config = _config(
-        tmp_path,
-        jsonl_data,
-        mode="lora",
-        objective="dpo",
-        max_train_steps=1,
-        mixed_precision="bf16",
-        gradient_checkpointing=True,
-        cpu=True,
+def test_bf16_lora_keeps_adapters_and_vae_fp32_with_gradient_checkpointing(tmp_path, jsonl_data):
+    child = subprocess.run(
+        [sys.executable, "-c", _BF16_CHILD, str(jsonl_data), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    trainer = Trainer(config, parts=tiny_sdxl)
-    history = trainer.train().history
-    unet = trainer.parts.unet
-    trainable = [p for p in unet.parameters() if p.requires_grad]
-    frozen = [p for p in unet.parameters() if not p.requires_grad]
-    assert trainable and all(p.dtype == torch.float32 for p in trainable)
-    assert all(p.dtype == torch.bfloat16 for p in frozen)
-    assert all(p.dtype == torch.float32 for p in trainer.parts.vae.parameters())
-    assert unet.is_gradient_checkpointing
-    assert math.isfinite(history[0]["loss"])
+    assert child.returncode == 0, child.stderr[-3000:]
+    line = next(row for row in child.stdout.splitlines() if row.startswith("REPORT "))
+    report = json.loads(line.removeprefix("REPORT "))
+    assert report == {
+        "trainable": ["torch.float32"],
+        "frozen": ["torch.bfloat16"],
+        "vae": ["torch.float32"],
+        "checkpointing": True,
+        "finite_loss": True,
+    }

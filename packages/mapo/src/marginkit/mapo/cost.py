@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,14 @@ from typing import Any
 import torch
 
 MB = 2**20
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA ``max_memory_allocated`` or, on CPU, the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def _resident_mb() -> float:
@@ -54,7 +63,7 @@ def measure(
     from marginkit.mapo.demo_data import demo_pairs
     from marginkit.mapo.models import load_parts
     from marginkit.mapo.tiny import tiny_parts
-    from marginkit.mapo.train import Trainer, peak_memory_mb
+    from marginkit.mapo.train import Trainer
 
     transformers_logging.disable_progress_bar()
     torch.set_num_threads(1)

@@ -18,11 +18,14 @@ import json
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from marginkit.mapo.config import TrainConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VALID_LABELS = (0.0, 0.5, 1.0)
@@ -346,3 +349,28 @@ class JsonlPairs(PairDataset):
 
     def __init__(self, path: str | Path, resolution: int = 1024, **options: Any):
         super().__init__(jsonl_pairs(path), resolution, **options)
+
+
+def build_dataset(config: TrainConfig) -> PairDataset:
+    """The preference-pair dataset named by ``config.data_format`` and ``config.data_path``."""
+    if not config.data_path:
+        raise ValueError("data_path is empty; point it at the preference pairs")
+    view = {
+        "random_flip": config.random_flip,
+        "center_crop": config.center_crop,
+        "seed": config.seed,
+    }
+    if config.data_format == "folder":
+        return FolderPairs(config.data_path, config.resolution, **view)
+    if config.data_format == "jsonl":
+        return JsonlPairs(config.data_path, config.resolution, **view)
+    return PickapicPairs(
+        config.data_path,
+        config.resolution,
+        caption_column=config.caption_column,
+        image_columns=(config.image_column_0, config.image_column_1),
+        label_column=config.label_column,
+        keep_ties=config.keep_ties,
+        label_noise_prob=config.label_noise_prob,
+        **view,
+    )

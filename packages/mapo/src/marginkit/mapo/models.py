@@ -12,9 +12,12 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from marginkit.mapo.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -223,3 +226,8 @@ def time_ids(
     """
     target = torch.tensor(target_size, dtype=torch.float32).expand(original_size.shape[0], 2)
     return torch.cat([original_size.float(), crop_top_left.float(), target], dim=1)
+
+
+def load_parts_from(config: TrainConfig) -> DiffusionParts:
+    """Load the pipeline named in the config (hub id or local folder)."""
+    return load_parts(config.pretrained_model, revision=config.revision, vae=config.vae)

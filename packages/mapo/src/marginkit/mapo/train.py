@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,17 @@ from typing import Any
 import torch
 
 from marginkit.mapo.config import TrainConfig
-from marginkit.mapo.data import FolderPairs, JsonlPairs, PairDataset, PickapicPairs, collate_pairs
+from marginkit.mapo.cost import peak_memory_mb
+from marginkit.mapo.data import PairDataset, build_dataset, collate_pairs
 from marginkit.mapo.losses import loss_metrics
-from marginkit.mapo.models import DiffusionParts, encode_images, encode_text, time_ids, tokenize
+from marginkit.mapo.models import (
+    DiffusionParts,
+    encode_images,
+    encode_text,
+    load_parts_from,
+    time_ids,
+    tokenize,
+)
 from marginkit.mapo.step import StepOutput, compute_objective, frozen_reference, lora_reference
 from marginkit.mapo.step import unwrap as unwrap_model
 from marginkit.mapo.weights import save_lora
@@ -38,39 +44,6 @@ from marginkit.shared import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def build_dataset(config: TrainConfig) -> PairDataset:
-    """The preference-pair dataset named by ``config.data_format`` and ``config.data_path``."""
-    if not config.data_path:
-        raise ValueError("data_path is empty; point it at the preference pairs")
-    view = {
-        "random_flip": config.random_flip,
-        "center_crop": config.center_crop,
-        "seed": config.seed,
-    }
-    if config.data_format == "folder":
-        return FolderPairs(config.data_path, config.resolution, **view)
-    if config.data_format == "jsonl":
-        return JsonlPairs(config.data_path, config.resolution, **view)
-    return PickapicPairs(
-        config.data_path,
-        config.resolution,
-        caption_column=config.caption_column,
-        image_columns=(config.image_column_0, config.image_column_1),
-        label_column=config.label_column,
-        keep_ties=config.keep_ties,
-        label_noise_prob=config.label_noise_prob,
-        **view,
-    )
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """CUDA ``max_memory_allocated`` or, on CPU, the process's peak resident set size."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 @dataclasses.dataclass
@@ -395,10 +368,3 @@ def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> 
     module.to(device)
     if any(parameter.dtype != dtype for parameter in module.parameters()):
         module.to(dtype=dtype)
-
-
-def load_parts_from(config: TrainConfig) -> DiffusionParts:
-    """Load the pipeline named in the config (hub id or local folder)."""
-    from marginkit.mapo.models import load_parts
-
-    return load_parts(config.pretrained_model, revision=config.revision, vae=config.vae)
