@@ -113,6 +113,7 @@ def run_demo(demo: Any) -> dict[str, Any]:
             sft_epochs=demo.sft_epochs,
             dpo_epochs=demo.dpo_epochs,
             max_pairs=demo.max_pairs,
+            dpo_batch_size=demo.dpo_batch_size,
             monitor_every=demo.monitor_every,
             generator="rules",
         )

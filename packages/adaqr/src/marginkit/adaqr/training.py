@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ def sft(config: AdaQRConfig, inputs: Inputs) -> Path:
     if (out / "config.json").exists():
         logger.info("sft: %s already holds a model; skipping", out)
         return out
+    _quiet_datasets()
     model, tokenizer = initial_rewriter(config, inputs)
     check_special_tokens(tokenizer)
     records = []
@@ -167,7 +169,7 @@ def sft(config: AdaQRConfig, inputs: Inputs) -> Path:
         processing_class=tokenizer,
         peft_config=lora_config(model, config) if config.lora else None,
     )
-    trainer.train()
+    _train_quietly(trainer)
     trained = trainer.model
     if config.lora:
         trained = trained.merge_and_unload()
@@ -292,6 +294,7 @@ def dpo(
     pairs_path = run_dir / "pairs.jsonl"
     if not pairs_path.exists():
         raise FileNotFoundError(f"{pairs_path} is missing; run `pairs` first")
+    _quiet_datasets()
     model, tokenizer = load_rewriter(run_dir / "sft")
     pairs = read_jsonl(pairs_path)
     if 0 < config.max_pairs < len(pairs):
@@ -327,7 +330,7 @@ def dpo(
         gradent_loss=gradent_loss,
         monitor=monitor,
     )
-    trainer.train()
+    _train_quietly(trainer)
     trained = trainer.model.merge_and_unload() if config.lora else trainer.model
     trained.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -370,6 +373,34 @@ def rewrite(config: AdaQRConfig, inputs: Inputs, stage: str = "dpo") -> Path:
     out.save()
     write_manifest(config, f"rewrite-{stage}", out.path, turns=len(out.records))
     return out.path
+
+
+def _quiet_datasets() -> None:
+    """Turn off the dataset map progress bars when MARGINKIT_NO_PROGRESS is set."""
+    import datasets
+
+    if os.environ.get("MARGINKIT_NO_PROGRESS"):
+        datasets.disable_progress_bars()
+
+
+def _train_quietly(trainer: Any) -> None:
+    """``trainer.train()`` without printing every log record (they go to train_log.jsonl).
+
+    With ``disable_tqdm`` transformers prints each record to stdout; the summary of the run
+    is logged here instead.
+    """
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    summary = [r for r in trainer.state.log_history if "train_runtime" in r]
+    if summary:
+        logger.info(
+            "%d steps in %.1f s, mean loss %.4f",
+            trainer.state.global_step,
+            summary[-1]["train_runtime"],
+            summary[-1].get("train_loss", float("nan")),
+        )
 
 
 def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
