@@ -262,17 +262,17 @@ def baseline_queries(turns: Iterable[Turn]) -> dict[str, dict[str, str]]:
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain-text table of ``rows`` with the given columns."""
     header = ["query"] + columns
-    body = [
-        [str(row["query"])]
-        + [
-            f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
-            for c in columns
-        ]
-        for row in rows
-    ]
+    body = [[str(row["query"])] + [_cell(c, row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
         for line in [header] + body
     ]
     return "\n".join(lines)
+
+
+def _cell(column: str, value: Any) -> str:
+    """Counts (``turns``, ``empty_runs``) as integers, other floats with two decimals."""
+    if isinstance(value, float):
+        return str(int(value)) if column in ("turns", "empty_runs") else f"{value:.2f}"
+    return str(value)
