@@ -1,6 +1,8 @@
 """The command line: real types for flags, and train -> sample through a saved pipeline."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +17,23 @@ def test_flags_parse_to_real_types():
     assert parse_config(TrainConfig, ["--keep-ties"], prog="t").keep_ties is True
     with pytest.raises(SystemExit):
         parse_config(TrainConfig, ["--keep-ties", "False"], prog="t")  # no type=bool trap
+
+
+def test_help_does_not_import_torch_or_diffusers():
+    # A fresh interpreter: this test process has imported torch long ago.
+    code = (
+        "import sys\n"
+        "from marginkit.mapo.cli import main\n"
+        "try:\n"
+        "    main(['train', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert "--objective" in child.stdout
+    assert child.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_paper_v2_preset_takes_beta_from_the_task():
