@@ -53,7 +53,13 @@ class PredictConfig:
     seed: int = 0
     """Sampling seed."""
     output: str = "outputs/mmsb/predict.npz"
-    """Output npz with 'times' and 'X_0'..."""
+    """Output npz with 'times' and 'X_0'... (one cloud per time, in the order given)."""
+    times_are: str = "absolute"
+    """As for `fit`: benchmark-layout npz 'absolute' times or 'gaps' in dts."""
+    time_column: str = "time"
+    """As for `fit`: CSV time column / AnnData obs key."""
+    embedding_key: str = "X_pca"
+    """As for `fit`: AnnData obsm key of the coordinates."""
 
 
 @dataclass
@@ -95,7 +101,13 @@ def _split(snaps, heldout: str):
         return snaps.split_alternate()
     if heldout == "none":
         return snaps, None
-    return snaps.split([float(value) for value in heldout.split(",")])
+    try:
+        times = [float(value) for value in heldout.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--heldout must be 'alternate', 'none' or comma-separated times, got {heldout!r}"
+        ) from None
+    return snaps.split(times)
 
 
 def fit_command(config: FitConfig) -> dict:
@@ -143,12 +155,15 @@ def fit_command(config: FitConfig) -> dict:
 def predict_command(config: PredictConfig) -> Path:
     import numpy as np
 
-    from .data import Snapshots
     from .model import SBIRR
     from .references import make_reference
 
+    if config.n < 1 or not config.times:
+        raise ValueError(f"need --n >= 1 and at least one --times value, got {config.n}")
+    if not Path(config.fit_json).is_file():
+        raise SystemExit(f"fit file {config.fit_json!r} not found; run `marginkit-mmsb fit` first")
     fitted = json.loads(Path(config.fit_json).read_text())
-    snaps = load_snapshots(config.data)
+    snaps = load_snapshots(config.data, config.times_are, config.time_column, config.embedding_key)
     train = snaps.subset([int(np.argmin(np.abs(snaps.times - t))) for t in fitted["train_times"]])
     reference = make_reference(fitted["reference"], snaps.dim, fitted["parameters"])
     settings = SBIRRConfig(**{**fitted["config"], "n_outer": 0, "init_bridge": "reference"})
@@ -159,7 +174,12 @@ def predict_command(config: PredictConfig) -> Path:
     ]
     out = Path(config.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Snapshots(config.times, clouds).to_npz(out)
+    # Not through Snapshots: one time, or times in any order, are valid requests here.
+    arrays = {"times": np.asarray(config.times, dtype=np.float64)}
+    for k, cloud in enumerate(clouds):
+        arrays[f"X_{k}"] = cloud
+        arrays[f"w_{k}"] = np.full(len(cloud), 1.0 / len(cloud))
+    np.savez(out, **arrays)  # type: ignore[arg-type]
     print(f"wrote {len(clouds)} clouds of {config.n} to {out}")
     return out
 

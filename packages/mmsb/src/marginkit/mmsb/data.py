@@ -169,6 +169,13 @@ class Snapshots:
                 missing = [f"X_{k}" for k in range(stamps.size) if f"X_{k}" not in keys]
                 if missing:
                     raise ValueError(f"{path}: keys {missing} missing; found {sorted(keys)}")
+                extra = sorted(k for k in keys if k.startswith("X_") and k not in
+                               {f"X_{i}" for i in range(stamps.size)})  # fmt: skip
+                if extra:
+                    raise ValueError(
+                        f"{path}: 'times' has {stamps.size} entries but the file also holds "
+                        f"{extra}; give one time per cloud"
+                    )
                 clouds_list = [archive[f"X_{k}"] for k in range(stamps.size)]
                 weights = None
                 if "w_0" in keys:
@@ -286,13 +293,17 @@ class Snapshots:
         )
 
     def split_alternate(self) -> tuple[Snapshots, Snapshots | None]:
-        """Even indices for training, odd indices held out (the paper's protocol)."""
-        even = list(range(0, len(self), 2))
-        odd = list(range(1, len(self), 2))
-        if len(even) < 2:
+        """Even indices for training, odd interior indices held out (the paper's protocol).
+
+        The last snapshot always trains, also when its index is odd: a held-out time after
+        the last training time would need extrapolation, which the bridge does not do.
+        """
+        if len(self) < 3:
             raise ValueError(f"split_alternate needs at least 3 snapshots, got {len(self)}")
-        held = self._subset_loose(odd)
-        return self.subset(even), held
+        last = len(self) - 1
+        train = sorted({*range(0, len(self), 2), last})
+        odd = [k for k in range(1, last, 2)]
+        return self.subset(train), self._subset_loose(odd)
 
     def split(self, heldout_times: Sequence[float]) -> tuple[Snapshots, Snapshots | None]:
         """Hold out the snapshots whose times equal ``heldout_times`` (matched to 1e-9)."""
@@ -301,6 +312,11 @@ class Snapshots:
             match = np.flatnonzero(np.abs(self.times - float(t)) <= 1e-9)
             if match.size == 0:
                 raise ValueError(f"held-out time {t} is not one of {self.times.tolist()}")
+            if int(match[0]) in (0, len(self) - 1):
+                raise ValueError(
+                    f"held-out time {t} is the first or last snapshot; the bridge predicts "
+                    f"only inside [{self.times[0]}, {self.times[-1]}], so hold out interior ones"
+                )
             held_idx.append(int(match[0]))
         train_idx = [k for k in range(len(self)) if k not in held_idx]
         return self.subset(train_idx), self._subset_loose(held_idx)
