@@ -62,18 +62,30 @@ def _load_data(config: CertifyConfig):
     return load_examples(config.data, scale=scale, skip=config.skip, max_examples=maximum)
 
 
-def _count_classes(model, inputs) -> int:
-    """K from the width of the model's logits on the first input."""
+def _count_classes(model, inputs, labels, requested: int = 0) -> int:
+    """K from the width of the model's logits on the first input; labels must be below K."""
     import torch
 
     model.eval()
-    with torch.no_grad():
-        logits = model(inputs[:1])
+    try:
+        with torch.no_grad():
+            logits = model(inputs[:1])
+    except RuntimeError as error:
+        raise ValueError(
+            f"the model failed on the data's inputs of shape {tuple(inputs.shape[1:])} "
+            f"(a batch {tuple(inputs[:1].shape)}); check --data against the model: {error}"
+        ) from error
     if logits.dim() != 2:
         raise ValueError(
             f"the model must return (batch, K) logits, got shape {tuple(logits.shape)}"
         )
-    return int(logits.shape[1])
+    num_classes = requested or int(logits.shape[1])
+    if int(labels.max()) >= num_classes:
+        raise ValueError(
+            f"the data has label {int(labels.max())} but the model has {num_classes} classes "
+            f"(labels must be 0..{num_classes - 1})"
+        )
+    return num_classes
 
 
 def build_smooth(config: SmoothingConfig, model, num_classes: int):
@@ -90,7 +102,12 @@ def build_smooth(config: SmoothingConfig, model, num_classes: int):
     elif config.lipschitz == "bound":
         lipschitz = upper_bound(model)
     else:
-        lipschitz = float(config.lipschitz)
+        try:
+            lipschitz = float(config.lipschitz)
+        except ValueError:
+            raise ValueError(
+                f"--lipschitz must be 'none', 'bound' or a number, got {config.lipschitz!r}"
+            ) from None
     grid = temperature_grid(config.num_temperatures, config.temperature_min, config.temperature_max)
     return Smooth(
         model, num_classes, config.sigma, candidate_grid(config.maps, grid), lipschitz,
@@ -127,7 +144,7 @@ def certify_command(config: CertifyConfig) -> Path:
 
     model, sigma_train = _load_model(config)
     inputs, labels = _load_data(config)
-    num_classes = config.num_classes or _count_classes(model, inputs)
+    num_classes = _count_classes(model, inputs, labels, config.num_classes)
     smooth = build_smooth(config, model, num_classes)
     candidate = _fixed_candidate(config)
     if config.method != "lvm":
@@ -164,7 +181,7 @@ def predict_command(config: PredictConfig) -> Path:
 
     model, _ = _load_model(config)
     inputs, labels = _load_data(config)
-    smooth = build_smooth(config, model, config.num_classes or _count_classes(model, inputs))
+    smooth = build_smooth(config, model, _count_classes(model, inputs, labels, config.num_classes))
     # Cohen's PREDICT on hard votes unless one soft candidate is fixed.
     candidate = _fixed_candidate(config) if config.selection == "fixed" else HARDMAX
     out = Path(config.out)

@@ -35,6 +35,41 @@ def check_examples(
             )
 
 
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``label,pixel0,...`` rows; a first line that is not all numbers is the header."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no CSV file at {path}")
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        [float(cell) for cell in first.strip().split(",")]
+        header = 0
+    except ValueError:
+        header = 1
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a numeric CSV of rows label,pixel0,... ({error})") from error
+    if table.shape[1] < 2:
+        raise ValueError(f"{path}: need a label column and at least one pixel column")
+    return table[:, 0], table[:, 1:]
+
+
+def _integer_labels(labels: Any) -> torch.Tensor:
+    """``(N,)`` int64 labels; fractional, non-numeric or multi-column labels raise."""
+    array = np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"labels must be one class index per example, got shape {array.shape}")
+    if array.dtype.kind not in "iub":
+        if array.dtype.kind != "f":
+            raise ValueError(f"labels must be integer class indices, got dtype {array.dtype}")
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError("labels must be integer class indices; found fractional or NaN ones")
+    return torch.as_tensor(array.astype(np.int64))
+
+
 def _row(item: Any) -> tuple[Any, Any]:
     if isinstance(item, Mapping):
         for key in ("img", "image", "x"):
@@ -75,8 +110,7 @@ def load_examples(
                     raise ValueError(f"{path} lacks the keys {sorted(missing)}")
                 inputs, labels = data["x"], data["y"]
         elif path.suffix == ".csv":
-            table = np.loadtxt(path, delimiter=",", skiprows=1)
-            labels, inputs = table[:, 0], table[:, 1:]
+            labels, inputs = _read_csv(path)
         else:
             raise ValueError(f"unsupported file {path}; use .npz (x, y) or .csv (label first)")
     elif isinstance(source, (torch.Tensor, np.ndarray)):
@@ -91,7 +125,7 @@ def load_examples(
         raise TypeError(f"cannot read examples from {type(source).__name__}")
 
     inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    labels = _integer_labels(labels)
     if scale is not None:
         inputs = inputs * float(scale)
     if skip < 1:

@@ -121,6 +121,20 @@ def check_logits(logits: torch.Tensor, batch: int, num_classes: int) -> None:
         raise ValueError("the model returned NaN or infinite logits under noise")
 
 
+def _forward(model: torch.nn.Module, inputs: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``model(inputs)``; a shape error names the input shape the user passed."""
+    try:
+        return model(inputs)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as error:
+        raise ValueError(
+            f"the model failed on a batch of shape {tuple(inputs.shape)} built from one input "
+            f"of shape {tuple(shape)}; does the input have the shape the model expects "
+            f"(no batch axis)? The model said: {error}"
+        ) from error
+
+
 def sample_statistics(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -169,7 +183,7 @@ def sample_statistics(
                     inputs = inputs + sigma * delta
                 else:
                     inputs = inputs.clone()
-                logits = model(inputs)
+                logits = _forward(model, inputs, x.shape)
                 check_logits(logits, batch, num_classes)
                 total = total.merge(batch_statistics(logits.float(), candidates))
                 remaining -= batch

@@ -65,6 +65,12 @@ def fit_noise_augmented(
     record = {**(config or {}), "sigma_train": float(sigma)}
     if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
         state = load_checkpoint(checkpoint_dir)
+        saved = {key: state.config.get(key) for key in record}
+        if saved != record:
+            raise ValueError(
+                f"{checkpoint_dir} holds a checkpoint of another run ({saved}); this run is "
+                f"{record}. Resume with the same settings or choose another folder"
+            )
         model.load_state_dict(state.tensors["model"])
         optimizer.load_state_dict(state.objects["optimizer"])
         start_epoch = state.step
