@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from marginkit.mapo.cli import main
+from marginkit.mapo import cli
 from marginkit.mapo.config import TrainConfig
 from marginkit.shared.cli import parse_config
 
@@ -48,8 +48,8 @@ def test_paper_v2_preset_takes_beta_from_the_task():
 
 def test_train_then_sample_from_a_saved_local_pipeline(tmp_path, jsonl_data, tiny_sdxl):
     base = tiny_sdxl.save(tmp_path / "base")
-    run = tmp_path / "run"
-    result = main(
+    run_dir = tmp_path / "run"
+    result = cli.run(
         [
             "train",
             "--pretrained-model",
@@ -69,7 +69,7 @@ def test_train_then_sample_from_a_saved_local_pipeline(tmp_path, jsonl_data, tin
             "--mode",
             "lora",
             "--output-dir",
-            str(run),
+            str(run_dir),
             "--checkpointing-steps",
             "1",
             "--checkpoints-total-limit",
@@ -77,16 +77,17 @@ def test_train_then_sample_from_a_saved_local_pipeline(tmp_path, jsonl_data, tin
         ]
     )
     assert result.global_step == 2
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [record["step"] for record in records] == [1, 2]
-    assert len(list((run / "checkpoints").glob("checkpoint-*"))) == 1
-    paths = main(
+    assert len(list((run_dir / "checkpoints").glob("checkpoint-*"))) == 1
+    # main() is what the console script passes to sys.exit: None means exit status 0.
+    returned = cli.main(
         [
             "sample",
             "--pretrained-model",
             str(base),
             "--weights",
-            str(run),
+            str(run_dir),
             "--prompts",
             "a",
             "b",
@@ -98,4 +99,6 @@ def test_train_then_sample_from_a_saved_local_pipeline(tmp_path, jsonl_data, tin
             str(tmp_path / "samples"),
         ]
     )
-    assert len(paths) == 2 and all(path.is_file() for path in paths)
+    assert returned is None
+    paths = sorted((tmp_path / "samples").glob("*.png"))
+    assert [path.name for path in paths] == ["prompt000-00.png", "prompt001-00.png"]

@@ -70,7 +70,8 @@ def demo(config: DemoConfig) -> Any:
     return run_demo(config)
 
 
-def main(argv: Sequence[str] | None = None) -> Any:
+def run(argv: Sequence[str] | None = None) -> Any:
+    """Parse ``<command> [flags]`` and return what the command's handler returns."""
     from marginkit.shared import setup_logging
     from marginkit.shared.cli import run_commands
 
@@ -81,6 +82,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
         "demo": (DemoConfig, demo),
     }
     return run_commands("marginkit-mapo", commands, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: returns ``None``, so ``sys.exit(main())`` exits with status 0.
+
+    A returned object (a result, a list of paths) would be printed by ``sys.exit`` and
+    turned into exit status 1; use :func:`run` for the value.
+    """
+    run(argv)
 
 
 if __name__ == "__main__":

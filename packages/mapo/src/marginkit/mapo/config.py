@@ -172,11 +172,11 @@ class DemoConfig:
 
     output_dir: str = "outputs/mapo"
     """Where the cache, runs, grid PNG and results.json go."""
-    vae_steps: int = 400
+    vae_steps: int = 300
     """VAE fitting steps (L1 + 1e-6 KL, Adam 2e-3, batch 8)."""
-    pretrain_steps: int = 800
+    pretrain_steps: int = 600
     """UNet pretraining steps on realistic crops (AdamW 1e-3, batch 16)."""
-    align_steps: int = 100
+    align_steps: int = 60
     """Alignment steps per method and seed."""
     learning_rate: float = 1e-4
     """Alignment learning rate (constant, AdamW without weight decay, clip 1.0)."""
@@ -186,9 +186,9 @@ class DemoConfig:
     """Alignment seeds (data order, flips, noise)."""
     methods: tuple[str, ...] = ("sft", "dpo", "mapo", "mapo_paper_v2")
     """Methods to run: sft, dpo, mapo (official preset), mapo_paper_v2 (task style)."""
-    samples_per_caption: int = 32
+    samples_per_caption: int = 24
     """Samples per caption ("china", "flower") and model, from fixed seeds."""
-    sampling_steps: int = 20
+    sampling_steps: int = 10
     """Euler steps per sample (guidance 1.0)."""
-    cost_steps: int = 13
+    cost_steps: int = 8
     """Steps per method in the cost measurement (3 warm-up steps dropped); 0 skips it."""
