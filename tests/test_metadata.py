@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
 import pytest
 from layout import ROOT, package_folders, project_table, requirement_name
@@ -97,3 +98,22 @@ def test_every_marginkit_import_is_a_declared_dependency(folder):
 def test_every_method_has_a_guide_in_docs():
     for folder in FOLDERS[1:]:
         assert (ROOT / "docs" / "methods" / f"{folder.name}.md").is_file()
+
+
+@pytest.mark.parametrize("folder", FOLDERS[1:], ids=IDS[1:])
+def test_console_script_entry_returns_none_so_the_exit_status_is_zero(folder):
+    # The generated script runs sys.exit(main()): any returned object other than None
+    # or 0 is printed and becomes exit status 1, even after a successful command.
+    project = project_table(folder)["project"]
+    target = project["scripts"][project["name"]]
+    module, function = target.split(":")
+    path = folder / "src" / Path(*module.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text())
+    entry = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function
+    )
+    assert isinstance(entry.returns, ast.Constant) and entry.returns.value is None, (
+        f"{path.relative_to(ROOT)}:{entry.lineno} {function}() must be annotated -> None"
+    )
+    returns = [n for n in ast.walk(entry) if isinstance(n, ast.Return) and n.value is not None]
+    assert not returns, f"{path.relative_to(ROOT)}: {function}() returns a value"

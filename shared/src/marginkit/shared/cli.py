@@ -57,6 +57,9 @@ def run_commands(
         config instance and its return value is returned.
     argv:
         Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    A console script's ``main`` should call this and return ``None``: the script wrapper
+    passes ``main()``'s value to ``sys.exit``, which turns any other object into status 1.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):

@@ -185,9 +185,10 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> Any:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point; returns nothing, so ``sys.exit(main())`` exits with status 0."""
     from marginkit.shared.cli import run_commands
     from marginkit.shared.logging import setup_logging
 
     setup_logging()
-    return run_commands("marginkit-adaqr", COMMANDS, argv)
+    run_commands("marginkit-adaqr", COMMANDS, argv)
