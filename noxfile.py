@@ -188,9 +188,10 @@ def _notify_all(session: nox.Session, kind: str) -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Every package's tests, then the cross-package tests."""
+    """Every package's tests, then the cross-package tests and the lint check."""
     _notify_all(session, "tests")
     session.notify("tests-monorepo")
+    session.notify("lint")
 
 
 @nox.session(venv_backend="none")
