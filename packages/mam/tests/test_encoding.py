@@ -58,3 +58,28 @@ def test_images_are_thresholded_at_half_and_flattened():
     images = np.array([[[0.2, 0.5], [0.7, 0.49]]])
     assert binarize_images(images).tolist() == [[0, 1, 1, 0]]
     assert binarize_images(np.array([[[[127, 128]]]], dtype=np.uint8)).tolist() == [[0, 1]]
+
+
+def test_loading_a_data_file_with_nan_names_the_nan_and_its_position(tmp_path):
+    from marginkit.mam.data import load_codes
+
+    x = np.zeros((5, 3))
+    x[2, 1] = np.nan
+    np.save(tmp_path / "codes.npy", x)
+    with pytest.raises(ValueError, match=r"NaN \(first at row 2, column 1\)"):
+        load_codes(str(tmp_path / "codes.npy"))
+
+
+@pytest.mark.parametrize("num_samples", [0, -3])
+def test_sample_config_refuses_a_non_positive_number_of_samples(num_samples):
+    from marginkit.mam.config import SampleConfig
+
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        SampleConfig(num_samples=num_samples)
+
+
+def test_sample_config_refuses_an_unknown_sampler():
+    from marginkit.mam.config import SampleConfig
+
+    with pytest.raises(ValueError, match="sampler must be 'ancestral' or 'ratio'"):
+        SampleConfig(sampler="gibbs")

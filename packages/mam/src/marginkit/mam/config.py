@@ -103,6 +103,12 @@ class SampleConfig:
     output: str = "outputs/mam/samples.npy"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        if self.sampler not in ("ancestral", "ratio"):
+            raise ValueError(f"sampler must be 'ancestral' or 'ratio', got {self.sampler!r}")
+
 
 @dataclasses.dataclass
 class MarginalConfig:

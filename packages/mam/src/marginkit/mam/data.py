@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from marginkit.mam.encoding import check_values, load_array
+from marginkit.mam.encoding import as_int_tensor, check_values, load_array
 
 
 @dataclasses.dataclass
@@ -50,7 +50,8 @@ def load_digits_binary(
 def load_codes(path: str, num_categories: int = 0, test_fraction: float = 0.1, seed: int = 0):
     """A ``.npy`` / ``.npz`` file of codes as a :class:`DiscreteDataset` (seeded split)."""
     array = load_array(path)["x"]
-    codes = torch.as_tensor(array)
+    # Validate NaN and fractions before taking the max, which would fail cryptically on NaN.
+    codes = as_int_tensor(array, name=f"data in {path}")
     if codes.dim() > 2:
         codes = codes.reshape(len(codes), -1)
     inferred = int(codes.max()) + 1 if codes.numel() else 0
