@@ -87,11 +87,17 @@ def _measure(config: MeasureConfig) -> dict:
     kind = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(suffix)
     if kind is None:
         raise SystemExit(f"unsupported data file type {suffix!r}: use jsonl, json, csv or parquet")
+    data_path = Path(config.data)
+    if not data_path.is_file():
+        raise SystemExit(f"no data file at {data_path}")
+    if data_path.stat().st_size == 0:
+        raise SystemExit(f"{data_path} is empty: it needs prompt, chosen and rejected rows")
     table = datasets.load_dataset(kind, data_files=config.data, split="train")
     rows = [table[i] for i in range(min(config.max_pairs, len(table)))]
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = AutoModelForCausalLM.from_pretrained(config.model)
-    batch = tokenize_pairs(tokenizer, rows)
+    max_length = getattr(model.config, "max_position_embeddings", None)
+    batch = tokenize_pairs(tokenizer, rows, max_length=max_length)
     reference_model = (
         AutoModelForCausalLM.from_pretrained(config.reference_model)
         if config.reference_model

@@ -135,11 +135,14 @@ def tokenize_pairs(
     tokenizer: Any,
     rows: Sequence[Mapping[str, str]],
     append_eos: bool = True,
+    max_length: int | None = None,
 ) -> PairBatch:
     """Tokenise ``{"prompt", "chosen", "rejected"}`` rows with a transformers tokenizer.
 
     Prompt and responses are encoded separately without special tokens (no second BOS)
     and joined by :func:`build_pair_batch`; the pad id falls back to the EOS id.
+    ``max_length`` (the model's position limit, e.g. ``config.max_position_embeddings``)
+    refuses any pair whose prompt + response (+ EOS) is longer, naming it.
     """
     for index, row in enumerate(rows):
         missing = [key for key in ("prompt", "chosen", "rejected") if key not in row]
@@ -147,6 +150,12 @@ def tokenize_pairs(
             raise ValueError(
                 f"row {index} lacks column(s) {missing}; expected prompt/chosen/rejected"
             )
+        for key in ("prompt", "chosen", "rejected"):
+            if not isinstance(row[key], str):
+                raise ValueError(
+                    f"row {index} column {key!r} is {type(row[key]).__name__} "
+                    f"({row[key]!r}), expected text"
+                )
 
     def encode(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -154,10 +163,23 @@ def tokenize_pairs(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise ValueError("the tokenizer has neither a pad nor an EOS token; set pad_token_id")
+    prompts = [encode(row["prompt"]) for row in rows]
+    chosen = [encode(row["chosen"]) for row in rows]
+    rejected = [encode(row["rejected"]) for row in rows]
+    if max_length is not None:
+        extra = int(append_eos and tokenizer.eos_token_id is not None)
+        for name, responses in (("chosen", chosen), ("rejected", rejected)):
+            for index, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+                length = len(prompt) + len(response) + extra
+                if length > max_length:
+                    raise ValueError(
+                        f"pair {index}: prompt + {name} is {length} tokens, longer than the "
+                        f"model's {max_length} positions; shorten or drop it"
+                    )
     return build_pair_batch(
-        [encode(row["prompt"]) for row in rows],
-        [encode(row["chosen"]) for row in rows],
-        [encode(row["rejected"]) for row in rows],
+        prompts,
+        chosen,
+        rejected,
         pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id if append_eos else None,
     )
