@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from marginkit.gradent.logprobs import PairBatch, SideBatch, token_logps_from_logits
-from marginkit.gradent.measure import ParamSpec, select_parameters
+from marginkit.gradent.measure import ParamSpec, probing, select_parameters
 from marginkit.gradent.predict import classify_cases
 
 
@@ -90,18 +90,9 @@ def gradient_gram(
             "use fewer pairs or a smaller params set"
         )
     tensors = list(selected.values())
-    was_training = model.training
-    flags = [p.requires_grad for p in tensors]
-    model.eval()
-    try:
-        for p in tensors:
-            p.requires_grad_(True)
+    with probing(model, tensors):
         grads_w, u_w = _flat_side_grads(model, batch.chosen, tensors, batch.model_kwargs)
         grads_l, u_l = _flat_side_grads(model, batch.rejected, tensors, batch.model_kwargs)
-    finally:
-        for p, flag in zip(tensors, flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
     stacked = torch.cat([grads_w, grads_l])
     return stacked @ stacked.T, u_w, u_l
 

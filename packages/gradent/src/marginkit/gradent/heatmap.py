@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from marginkit.gradent.logprobs import PairBatch, SideBatch, token_logps_from_logits
-from marginkit.gradent.measure import ParamSpec, select_parameters
+from marginkit.gradent.measure import ParamSpec, probing, select_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -207,22 +207,13 @@ def token_heatmap(
             "choose a smaller params set (e.g. 'lm_head', last_k_layers, 'lora')"
         )
     tensors = list(selected.values())
-    was_training = model.training
-    flags = [p.requires_grad for p in tensors]
-    model.eval()
-    try:
-        for p in tensors:
-            p.requires_grad_(True)
+    with probing(model, tensors):
         grads_w, ids_w, logps_w = _token_grads(
             model, pair.chosen, tensors, token_chunk, pair.model_kwargs
         )
         grads_l, ids_l, logps_l = _token_grads(
             model, pair.rejected, tensors, token_chunk, pair.model_kwargs
         )
-    finally:
-        for p, flag in zip(tensors, flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
     return TokenHeatmap(
         inner_product=grads_w @ grads_l.T,
         chosen_gram=grads_w @ grads_w.T,

@@ -15,10 +15,11 @@ global RNG are untouched, and sums of products are taken in float64.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -28,6 +29,24 @@ from marginkit.gradent.logprobs import PairBatch, SideBatch, token_logps_from_lo
 from marginkit.gradent.predict import PredictedChanges, predict_changes
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def probing(model: torch.nn.Module, tensors: Iterable[Tensor]) -> Iterator[None]:
+    """Eval mode with gradients on ``tensors``; mode and ``requires_grad`` flags restored after."""
+    tensors = list(tensors)
+    was_training = model.training
+    flags = [p.requires_grad for p in tensors]
+    model.eval()
+    try:
+        for p in tensors:
+            p.requires_grad_(True)
+        yield
+    finally:
+        for p, flag in zip(tensors, flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
 
 ParamSpec = str | Sequence[str] | Callable[[str, torch.nn.Parameter], bool]
 
@@ -252,12 +271,7 @@ def measure_pairs(
     if len(batch) == 0:
         raise ValueError("the batch holds no pairs")
     selected = select_parameters(model, params, last_k_layers)
-    was_training = model.training
-    flags = {n: p.requires_grad for n, p in selected.items()}
-    model.eval()
-    try:
-        for p in selected.values():
-            p.requires_grad_(True)
+    with probing(model, selected.values()):
         used = strategy
         if strategy == "loop":
             u_w, u_l, ip, n_w, n_l = _measure_loop(model, batch, selected)
@@ -271,10 +285,6 @@ def measure_pairs(
                 logger.warning("vmap measurement failed (%s); using the loop strategy", error)
                 u_w, u_l, ip, n_w, n_l = _measure_loop(model, batch, selected)
                 used = "loop"
-    finally:
-        for n, p in selected.items():
-            p.requires_grad_(flags[n])
-        model.train(was_training)
     stats = PairStats(
         chosen_logps=u_w.double(),
         rejected_logps=u_l.double(),
