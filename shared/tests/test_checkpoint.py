@@ -130,3 +130,17 @@ def test_skip_seen_batches_on_plain_iterables():
     assert list(skip_seen_batches(iter(range(6)), 4)) == [4, 5]
     with pytest.raises(ValueError, match="num_seen"):
         skip_seen_batches([1], -1)
+
+
+def test_write_text_atomic_replaces_whole_file_and_cleans_up_on_failure(tmp_path):
+    from marginkit.shared import write_text_atomic
+
+    target = tmp_path / "sub" / "out.txt"
+    write_text_atomic(target, "first\n")
+    write_text_atomic(target, "second\n")
+    assert target.read_text() == "second\n"
+
+    with pytest.raises(TypeError):
+        write_text_atomic(target, 123)  # not text: nothing is written
+    assert target.read_text() == "second\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]

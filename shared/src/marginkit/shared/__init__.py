@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "skip_seen_batches": "checkpoint",
+    "write_text_atomic": "checkpoint",
     "autocast": "device",
     "resolve_dtype": "device",
     "select_device": "device",
@@ -44,6 +45,7 @@ __all__ = [
     "select_device",
     "setup_logging",
     "skip_seen_batches",
+    "write_text_atomic",
 ]
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
         load_checkpoint,
         save_checkpoint,
         skip_seen_batches,
+        write_text_atomic,
     )
     from marginkit.shared.device import autocast, resolve_dtype, select_device
     from marginkit.shared.logging import MetricsWriter, progress, setup_logging

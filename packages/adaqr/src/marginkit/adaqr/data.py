@@ -13,11 +13,11 @@ import csv
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from marginkit.shared.checkpoint import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -94,33 +94,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
     """Write ``records`` as JSON lines to a temporary file, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    lines = [json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records]
+    write_text_atomic(path, "".join(lines))
 
 
 def write_json_atomic(path: str | Path, value: Any) -> None:
     """Write one JSON document atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out, ensure_ascii=False, indent=1, sort_keys=True)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True))
 
 
 def _load_records(path: Path) -> list[dict[str, Any]]:
@@ -387,7 +367,7 @@ def write_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Non
         for qid in sorted(qrels)
         for docid, grade in sorted(qrels[qid].items())
     ]
-    _write_text_atomic(Path(path), "".join(lines))
+    write_text_atomic(path, "".join(lines))
 
 
 def read_run(path: str | Path) -> Run:
@@ -411,12 +391,4 @@ def write_run(path: str | Path, run: Mapping[str, Mapping[str, float]], tag: str
     for qid in sorted(run):
         for rank, (docid, score) in enumerate(canonical_order(run[qid].items()), start=1):
             lines.append(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-    _write_text_atomic(Path(path), "".join(lines))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(scratch, path)
+    write_text_atomic(path, "".join(lines))
